@@ -1,0 +1,24 @@
+use sea_orm::entity::prelude::*;
+
+/// A direct (two users, `user_a < user_b`) or group conversation.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "conversations")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// `direct` or `group`.
+    pub kind: String,
+    pub user_a: Option<i64>,
+    pub user_b: Option<i64>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    /// The highest `seq` handed out in this conversation.
+    pub last_seq: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,5 @@
+//! SeaORM entities: one module per table.
+pub mod conversation_members;
+pub mod conversations;
+pub mod messages;
+pub mod users;

@@ -1,0 +1,147 @@
+//! Start-up as a story: connect, migrate, start the writer, mount REST and Socket.IO, serve.
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Json, Router, extract::DefaultBodyLimit, http::StatusCode};
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use socketioxide::SocketIo;
+use tokio::net::{TcpListener, TcpSocket};
+use tower::ServiceBuilder;
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    auth::jwt::JwtKeys,
+    config::{Config, CorsOrigins},
+    domain::{messaging::Messaging, presence::Presence},
+    http, socket, store,
+};
+
+/// Everything a request or socket handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub jwt: JwtKeys,
+    pub config: Arc<Config>,
+    pub messaging: Messaging,
+}
+
+/// Largest REST request body.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Socket.IO packets may carry a message of `max_message_bytes` plus its envelope.
+const PACKET_OVERHEAD: u64 = 4 * 1024;
+/// A connect storm (every client of a dead node reconnecting) must not overflow the
+/// accept queue; tokio's default backlog of 128 does.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Opens the database named by the configuration and brings its schema up to date.
+pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let db = store::db::connect(&config.database_url)
+        .await
+        .context("DATABASE_URL: cannot connect to the database")?;
+    store::db::migrate(&db)
+        .await
+        .context("applying database migrations failed")?;
+    Ok(db)
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = open_database(&config).await?;
+    let listener = bind(&config).await?;
+    let addr = listener.local_addr()?;
+    let app = build(config, db);
+    // One plain line on stdout, so scripts and tests can find a random port.
+    println!("realtime-chat listening on {addr}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// The whole application: REST routes and the Socket.IO layer over one shared state.
+pub fn build(config: Config, db: DatabaseConnection) -> Router {
+    let config = Arc::new(config);
+    let presence = Arc::new(Presence::default());
+    let (messaging, outcomes) = Messaging::start(db.clone(), presence);
+    let state = AppState {
+        db,
+        jwt: JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours),
+        config: config.clone(),
+        messaging: messaging.clone(),
+    };
+
+    let (sio_layer, io) = SocketIo::builder()
+        .with_state(state.clone())
+        .max_payload(config.max_message_bytes as u64 + PACKET_OVERHEAD)
+        // Room for a burst (a catch-up, many senders at once) without dropping packets.
+        .max_buffer_size(8 * 1024)
+        .connect_timeout(Duration::from_secs(45))
+        .build_layer();
+    socket::register(&io);
+    tokio::spawn(socket::dispatch::run(io, messaging, outcomes));
+
+    http::router()
+        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))) })
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                .layer(cors(&config.cors_origins))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .layer(sio_layer),
+        )
+}
+
+fn cors(origins: &CorsOrigins) -> CorsLayer {
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    match origins {
+        CorsOrigins::Any => layer.allow_origin(Any),
+        CorsOrigins::List(list) => {
+            let list = list
+                .iter()
+                .filter_map(|o| o.parse().ok())
+                .collect::<Vec<_>>();
+            layer.allow_origin(AllowOrigin::list(list))
+        }
+    }
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = tokio::net::lookup_host((config.host.as_str(), config.port))
+        .await
+        .with_context(|| format!("HOST: cannot resolve `{}`", config.host))?
+        .next()
+        .with_context(|| format!("HOST: `{}` resolves to no address", config.host))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("PORT: cannot listen on {addr}"))?;
+    Ok(socket.listen(LISTEN_BACKLOG)?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,63 @@
+//! What can go wrong in a domain operation, in words a client may see.
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DomainError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("invalid email address")]
+    InvalidEmail,
+    #[error("password must be at least 8 characters")]
+    WeakPassword,
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("invalid email or password")]
+    BadCredentials,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("recipient does not exist")]
+    UnknownRecipient,
+    #[error("cannot send a message to yourself")]
+    SelfRecipient,
+    #[error("content must not be empty")]
+    EmptyContent,
+    #[error("content exceeds {0} bytes")]
+    ContentTooLong(usize),
+    /// The conversation is missing or the caller is not a member: deliberately one error.
+    #[error("conversation not found")]
+    ConversationNotFound,
+    #[error("server is shutting down")]
+    Unavailable,
+    /// Anything else: logged with context, shown to clients as a generic message.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for DomainError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        DomainError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl DomainError {
+    /// A stable machine-readable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::InvalidInput(_) => "invalid_payload",
+            DomainError::InvalidEmail => "invalid_email",
+            DomainError::WeakPassword => "weak_password",
+            DomainError::EmailTaken => "email_taken",
+            DomainError::BadCredentials => "bad_credentials",
+            DomainError::UserNotFound => "user_not_found",
+            DomainError::UnknownRecipient => "unknown_recipient",
+            DomainError::SelfRecipient => "invalid_recipient",
+            DomainError::EmptyContent => "empty_content",
+            DomainError::ContentTooLong(_) => "content_too_long",
+            DomainError::ConversationNotFound => "conversation_not_found",
+            DomainError::Unavailable => "unavailable",
+            DomainError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

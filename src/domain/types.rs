@@ -1,0 +1,145 @@
+//! Values that can only be constructed valid: parse at the edge, trust inside.
+use super::error::DomainError;
+
+/// A syntactically plausible, lower-cased email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let email = raw.trim().to_lowercase();
+        let valid = email.len() <= 254
+            && !email.chars().any(char::is_whitespace)
+            && match email.split_once('@') {
+                Some((local, domain)) => {
+                    !local.is_empty()
+                        && !domain.contains('@')
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                }
+                None => false,
+            };
+        if valid {
+            Ok(Email(email))
+        } else {
+            Err(DomainError::InvalidEmail)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn local_part(&self) -> &str {
+        self.0.split('@').next().unwrap_or_default()
+    }
+}
+
+/// A password long enough to accept (8..=1024 characters).
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        match raw.chars().count() {
+            0..8 => Err(DomainError::WeakPassword),
+            // argon2 accepts long inputs, but hashing megabytes on request is a DoS lever.
+            1025.. => Err(DomainError::InvalidInput(
+                "password must be at most 1024 characters".into(),
+            )),
+            _ => Ok(Password(raw.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A display name: trimmed, 1..=100 characters.
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let name = raw.trim();
+        match name.chars().count() {
+            0 => Err(DomainError::InvalidInput(
+                "display_name must not be empty".into(),
+            )),
+            101.. => Err(DomainError::InvalidInput(
+                "display_name must be at most 100 characters".into(),
+            )),
+            _ => Ok(DisplayName(name.to_owned())),
+        }
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Message content: not blank, at most `max_bytes` of UTF-8. Stored exactly as sent.
+#[derive(Debug, Clone)]
+pub struct Content(String);
+
+impl Content {
+    pub fn parse(raw: String, max_bytes: usize) -> Result<Self, DomainError> {
+        if raw.trim().is_empty() {
+            Err(DomainError::EmptyContent)
+        } else if raw.len() > max_bytes {
+            Err(DomainError::ContentTooLong(max_bytes))
+        } else {
+            Ok(Content(raw))
+        }
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_lowercased_and_checked() {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "a b@x.com",
+            "ann@x",
+            "a@b@c.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn content_limits_are_in_bytes() {
+        assert!(matches!(
+            Content::parse("  ".into(), 10),
+            Err(DomainError::EmptyContent)
+        ));
+        assert!(Content::parse("é".repeat(5), 10).is_ok());
+        assert!(matches!(
+            Content::parse("é".repeat(6), 10),
+            Err(DomainError::ContentTooLong(10))
+        ));
+    }
+
+    #[test]
+    fn password_needs_eight_chars() {
+        assert!(matches!(
+            Password::parse("1234567"),
+            Err(DomainError::WeakPassword)
+        ));
+        assert!(Password::parse("12345678").is_ok());
+    }
+}

@@ -1,0 +1,64 @@
+use axum::{Json, extract::State};
+use serde::Serialize;
+
+use super::{error::ApiResult, extract::AuthUser};
+use crate::{app::AppState, domain::conversations, socket::events::iso};
+
+#[derive(Serialize)]
+pub struct ConversationList {
+    conversations: Vec<ConversationItem>,
+}
+
+#[derive(Serialize)]
+struct ConversationItem {
+    conversation_id: i64,
+    kind: String,
+    /// The other participant of a direct conversation; null for groups.
+    other_user_id: Option<i64>,
+    name: Option<String>,
+    last_message: Option<LastMessage>,
+    unread_count: i64,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+struct LastMessage {
+    content: String,
+    sent_at: String,
+    sender_id: i64,
+}
+
+/// `GET /api/conversations`: most recently updated first.
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> ApiResult<Json<ConversationList>> {
+    let rows = conversations::list(&state.db, me).await?;
+    let conversations = rows
+        .into_iter()
+        .map(|c| {
+            let other_user_id = match (c.user_a, c.user_b) {
+                (Some(a), Some(b)) => Some(if a == me { b } else { a }),
+                _ => None,
+            };
+            let last_message = match (c.last_content, c.last_sent_at, c.last_sender_id) {
+                (Some(content), Some(sent_at), Some(sender_id)) => Some(LastMessage {
+                    content,
+                    sent_at: iso(sent_at),
+                    sender_id,
+                }),
+                _ => None,
+            };
+            ConversationItem {
+                conversation_id: c.id,
+                kind: c.kind,
+                other_user_id,
+                name: c.name,
+                last_message,
+                unread_count: c.unread_count,
+                updated_at: iso(c.updated_at),
+            }
+        })
+        .collect();
+    Ok(Json(ConversationList { conversations }))
+}

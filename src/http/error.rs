@@ -1,0 +1,85 @@
+//! The REST error type: every failure becomes a status and `{ "error": "…" }`.
+use axum::{
+    Json,
+    extract::rejection::JsonRejection,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{auth::jwt::TokenError, domain::DomainError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::Unauthorized(e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            JsonRejection::JsonDataError(e) => {
+                ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
+            }
+            _ => ApiError::BadRequest("request body must be valid JSON".into()),
+        }
+    }
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Domain(d) => match d {
+                DomainError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+                DomainError::InvalidEmail | DomainError::WeakPassword => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                DomainError::EmptyContent | DomainError::SelfRecipient => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                DomainError::ContentTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                DomainError::EmailTaken => StatusCode::CONFLICT,
+                DomainError::BadCredentials => StatusCode::UNAUTHORIZED,
+                DomainError::UserNotFound
+                | DomainError::UnknownRecipient
+                | DomainError::ConversationNotFound => StatusCode::NOT_FOUND,
+                DomainError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Domain(DomainError::Internal(e)) = &self {
+            // Logged in full here; the client only learns that something went wrong.
+            tracing::error!(error = ?e, "request failed");
+        }
+        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,90 @@
+//! Request extractors: the authenticated caller, JSON bodies and query numbers with our errors.
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{FromRequest, FromRequestParts, Query, Request},
+    http::{header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::{app::AppState, auth::jwt::TokenError, domain::DomainError, store};
+
+/// The user a valid `Authorization: Bearer` token names, checked to still exist.
+pub struct AuthUser(pub i64);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(TokenError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into())
+            })?;
+        let user_id = state.jwt.verify(token)?;
+        match store::users::by_id(&state.db, user_id)
+            .await
+            .map_err(DomainError::from)?
+        {
+            Some(_) => Ok(AuthUser(user_id)),
+            None => Err(ApiError::Unauthorized("user not found".into())),
+        }
+    }
+}
+
+/// A JSON body whose rejections read as `{ "error" }`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(JsonBody(v))
+    }
+}
+
+/// Query parameters, read as text so that a bad number gets a precise 400.
+pub struct QueryParams(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(map) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::BadRequest("malformed query string".into()))?;
+        Ok(QueryParams(map))
+    }
+}
+
+impl QueryParams {
+    /// A required non-negative integer.
+    pub fn required(&self, name: &str) -> Result<i64, ApiError> {
+        self.optional(name)?
+            .ok_or_else(|| ApiError::BadRequest(format!("missing required parameter `{name}`")))
+    }
+
+    /// An optional non-negative integer.
+    pub fn optional(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.0.get(name).map(|v| v.trim()) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("`{name}` must be a non-negative integer"))
+                }),
+        }
+    }
+}

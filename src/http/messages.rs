@@ -1,0 +1,87 @@
+use axum::{Json, extract::State};
+use serde::Serialize;
+
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{AuthUser, QueryParams},
+};
+use crate::{
+    app::AppState, domain::conversations, socket::events::iso, store::conversations::HistoryMessage,
+};
+
+const DEFAULT_LIMIT: i64 = 50;
+
+#[derive(Serialize)]
+pub struct MessagePage {
+    messages: Vec<MessageItem>,
+    total: i64,
+    has_more: bool,
+}
+
+#[derive(Serialize)]
+struct MessageItem {
+    id: i64,
+    conversation_id: i64,
+    seq: i64,
+    sender_id: i64,
+    content: String,
+    sent_at: String,
+    delivered_at: Option<String>,
+    read_at: Option<String>,
+}
+
+impl From<HistoryMessage> for MessageItem {
+    fn from(m: HistoryMessage) -> Self {
+        MessageItem {
+            id: m.id,
+            conversation_id: m.conversation_id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            content: m.content,
+            sent_at: iso(m.sent_at),
+            delivered_at: m.delivered_at.map(iso),
+            read_at: m.read_at.map(iso),
+        }
+    }
+}
+
+/// `GET /api/messages?conversation_id=X&limit=50&offset=0`: newest first.
+pub async fn history(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    params: QueryParams,
+) -> ApiResult<Json<MessagePage>> {
+    let conversation = params.required("conversation_id")?;
+    let limit = params.optional("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit < 1 {
+        return Err(ApiError::BadRequest("`limit` must be at least 1".into()));
+    }
+    let offset = params.optional("offset")?.unwrap_or(0);
+    let page =
+        conversations::history(&state.db, me, conversation, limit as u64, offset as u64).await?;
+    Ok(Json(MessagePage {
+        messages: page.messages.into_iter().map(Into::into).collect(),
+        total: page.total,
+        has_more: page.has_more,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct Marked {
+    success: bool,
+    messages_marked: u64,
+}
+
+/// `POST /api/messages/read?conversation_id=X`
+pub async fn mark_read(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    params: QueryParams,
+) -> ApiResult<Json<Marked>> {
+    let conversation = params.required("conversation_id")?;
+    let messages_marked = conversations::mark_read(&state.db, me, conversation).await?;
+    Ok(Json(Marked {
+        success: true,
+        messages_marked,
+    }))
+}

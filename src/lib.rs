@@ -1,0 +1,9 @@
+//! realtime-chat: a Socket.IO chat server compatible with the Flask seed's clients.
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod socket;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,106 @@
+//! Command line: `serve` (default), `migrate`, `user create`, `token`.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use realtime_chat::{app, auth::jwt::JwtKeys, config::Config, domain::accounts, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "realtime-chat",
+    version,
+    about = "Socket.IO chat server (seed-compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print a JWT for a user id (for curl, Postman, the test page).
+    Token {
+        #[arg(long)]
+        user_id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print its id and a token.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => app::serve(config).await,
+        Command::Migrate => {
+            app::open_database(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password,
+                    display_name,
+                },
+        } => {
+            let db = app::open_database(&config).await?;
+            let user = accounts::register(&db, &email, &password, display_name.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token =
+                JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours).issue(user.id);
+            println!("created user {} <{}>\ntoken: {token}", user.id, user.email);
+            Ok(())
+        }
+        Command::Token { user_id } => {
+            let db = app::open_database(&config).await?;
+            realtime_chat::domain::accounts::get(&db, user_id)
+                .await
+                .map_err(|e| anyhow::anyhow!("user {user_id}: {e}"))?;
+            println!(
+                "{}",
+                JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours).issue(user_id)
+            );
+            Ok(())
+        }
+    }
+}

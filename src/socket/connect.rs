@@ -1,0 +1,86 @@
+//! Connection lifecycle: authenticate the handshake, register handlers, say goodbye.
+use std::sync::Arc;
+
+use socketioxide::extract::{SocketRef, State, TryData};
+use thiserror::Error;
+
+use super::{
+    events::{self, AuthPayload, Authenticated},
+    messaging, ping,
+    session::{Phase, Session},
+};
+use crate::{app::AppState, auth::jwt::TokenError, store};
+
+/// Why a handshake was refused; the client reads this as `connect_error`'s message.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("user not found")]
+    UnknownUser,
+    #[error("authentication temporarily unavailable")]
+    Unavailable,
+}
+
+/// Connect middleware: runs before the client is told it is connected, so a refused
+/// socket never exists for the rest of the server.
+pub async fn authenticate(
+    s: SocketRef,
+    TryData(auth): TryData<AuthPayload>,
+    State(state): State<AppState>,
+) -> Result<(), AuthError> {
+    let token = auth.ok().and_then(|a| a.token).ok_or(TokenError::Missing)?;
+    let user_id = state.jwt.verify(&token)?;
+    match store::users::by_id(&state.db, user_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(AuthError::UnknownUser),
+        Err(e) => {
+            tracing::error!(error = ?e, user_id, "user lookup during handshake failed");
+            return Err(AuthError::Unavailable);
+        }
+    }
+    s.extensions.insert(Session::new(user_id));
+    // Handlers go on before the CONNECT packet leaves: events a client sends the moment it
+    // is connected would otherwise find no handler and be dropped.
+    s.on(events::SEND_MESSAGE, messaging::send_message);
+    s.on(events::PING, ping::ping);
+    s.on_disconnect(on_disconnect);
+    Ok(())
+}
+
+/// Runs once the client knows it is connected.
+pub async fn on_connect(s: SocketRef, State(state): State<AppState>) {
+    let Some(session) = s.extensions.get::<Arc<Session>>() else {
+        s.disconnect().ok();
+        return;
+    };
+    let hello = Authenticated {
+        user_id: session.user_id,
+        message: "Authentication successful",
+    };
+    if let Err(e) = s.emit(events::AUTHENTICATED, &hello) {
+        tracing::debug!(error = %e, "could not greet socket");
+    }
+    let mut phase = session.phase.lock().await;
+    if *phase == Phase::Authenticated {
+        *phase = Phase::Connected;
+        state
+            .messaging
+            .device_connected(session.user_id, s.id.to_string())
+            .await;
+    }
+}
+
+async fn on_disconnect(s: SocketRef, State(state): State<AppState>) {
+    let Some(session) = s.extensions.get::<Arc<Session>>() else {
+        return;
+    };
+    let mut phase = session.phase.lock().await;
+    let was = std::mem::replace(&mut *phase, Phase::Gone);
+    if was == Phase::Connected {
+        state
+            .messaging
+            .device_disconnected(session.user_id, s.id.to_string())
+            .await;
+    }
+}

@@ -1,0 +1,103 @@
+//! `send_message`: parse, queue in arrival order, answer the sender.
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+
+use super::{
+    events,
+    events::{AckError, ErrorBody, ErrorEvent, MessageSent, SendMessage, iso},
+    session::Arrival,
+};
+use crate::{
+    app::AppState,
+    domain::{
+        DomainError,
+        messaging::{SendRequest, StoredMessage},
+        types::Content,
+    },
+};
+
+pub async fn send_message(
+    s: SocketRef,
+    arrival: Arrival,
+    ack: AckSender,
+    State(state): State<AppState>,
+    TryData(payload): TryData<SendMessage>,
+) {
+    let Some(session) = arrival.session else {
+        return;
+    };
+    let queued = {
+        let _turn = session.turn(arrival.ticket).await;
+        match parse(
+            session.user_id,
+            s.id.to_string(),
+            payload,
+            state.config.max_message_bytes,
+        ) {
+            Ok(req) => state.messaging.send(req).await,
+            Err(e) => Err(e),
+        }
+    };
+    let result = match queued {
+        Ok(committed) => committed.await.unwrap_or(Err(DomainError::Unavailable)),
+        Err(e) => Err(e),
+    };
+    match result {
+        // `message_sent` itself is emitted by the dispatcher, in order with the delivery.
+        Ok(stored) => {
+            ack.send(&sent_payload(&stored)).ok();
+        }
+        Err(e) => reply_error(&s, ack, &e),
+    }
+}
+
+fn parse(
+    sender: i64,
+    device: String,
+    payload: Result<SendMessage, socketioxide::ParserError>,
+    max_bytes: usize,
+) -> Result<SendRequest, DomainError> {
+    let payload = payload.map_err(|_| {
+        DomainError::InvalidInput(
+            "send_message needs to_user_id (a user id) and content (a string)".into(),
+        )
+    })?;
+    let to = payload
+        .to_user_id
+        .parse()
+        .ok_or_else(|| DomainError::InvalidInput("to_user_id must be a numeric user id".into()))?;
+    let content = Content::parse(payload.content, max_bytes)?;
+    SendRequest::new(sender, device, to, content)
+}
+
+pub fn sent_payload(m: &StoredMessage) -> MessageSent {
+    MessageSent {
+        message_id: m.id,
+        conversation_id: m.conversation_id,
+        status: "sent",
+        sent_at: iso(m.sent_at),
+        seq: m.seq,
+    }
+}
+
+/// Tells the sender why its request was refused, on `error` and on the ack if asked.
+pub fn reply_error(s: &SocketRef, ack: AckSender, e: &DomainError) {
+    if let DomainError::Internal(inner) = e {
+        tracing::error!(error = ?inner, "request failed");
+    }
+    let message = e.to_string();
+    s.emit(
+        events::ERROR,
+        &ErrorEvent {
+            message: message.clone(),
+            code: e.code(),
+        },
+    )
+    .ok();
+    ack.send(&AckError {
+        error: ErrorBody {
+            code: e.code(),
+            message,
+        },
+    })
+    .ok();
+}

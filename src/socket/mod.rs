@@ -1,0 +1,14 @@
+//! The Socket.IO transport: thin handlers over the domain, one module per event family.
+pub mod connect;
+pub mod dispatch;
+pub mod events;
+pub mod messaging;
+pub mod ping;
+pub mod session;
+
+use socketioxide::{SocketIo, handler::ConnectHandler};
+
+/// Registers the default namespace with its authentication middleware.
+pub fn register(io: &SocketIo) {
+    io.ns("/", connect::on_connect.with(connect::authenticate));
+}

@@ -1,0 +1,15 @@
+//! `ping` → `pong`: an application-level heartbeat the seed's clients use.
+use chrono::Utc;
+use socketioxide::extract::SocketRef;
+
+use super::events::{self, Pong, iso};
+
+pub async fn ping(s: SocketRef) {
+    s.emit(
+        events::PONG,
+        &Pong {
+            timestamp: iso(Utc::now()),
+        },
+    )
+    .ok();
+}

@@ -1,0 +1,204 @@
+//! The message write path: one transaction per batch of sends.
+//!
+//! Per-conversation `seq` is assigned here by bumping `conversations.last_seq` inside the
+//! batch's transaction, so it is gap-free and unique even with several writers (the row
+//! lock on the counter serialises them on PostgreSQL).
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::messages;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult};
+
+use super::stmt;
+
+/// A validated message about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub sender_id: i64,
+    pub recipient_id: i64,
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    /// Whether a device of the recipient is connected, so the message counts as delivered.
+    pub deliver_now: bool,
+}
+
+/// A message as committed.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub recipient_id: i64,
+    pub content: String,
+    pub sent_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromQueryResult)]
+struct IdRow {
+    id: i64,
+}
+
+#[derive(FromQueryResult)]
+struct SeqRow {
+    last_seq: i64,
+}
+
+/// Caches `(user_a, user_b) → conversation id`. A direct conversation's id never changes
+/// once created, so caching it is safe across nodes.
+pub type PairCache = HashMap<(i64, i64), i64>;
+
+/// The direct conversation of two users, created (with both members) if missing.
+/// Concurrent creators converge on one row through the pair's unique index.
+pub async fn direct_conversation<C: ConnectionTrait>(
+    db: &C,
+    cache: &mut PairCache,
+    x: i64,
+    y: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let pair = (x.min(y), x.max(y));
+    if let Some(id) = cache.get(&pair) {
+        return Ok(*id);
+    }
+    let (a, b) = pair;
+    db.execute_raw(stmt(
+        db,
+        "INSERT INTO conversations (kind, user_a, user_b, created_at, updated_at, last_seq) \
+         VALUES ('direct', $1, $2, $3, $3, 0) ON CONFLICT (user_a, user_b) DO NOTHING",
+        [a.into(), b.into(), now.into()],
+    ))
+    .await?;
+    let row = IdRow::find_by_statement(stmt(
+        db,
+        "SELECT id FROM conversations WHERE user_a = $1 AND user_b = $2",
+        [a.into(), b.into()],
+    ))
+    .one(db)
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("direct conversation ({a}, {b}) vanished after upsert"))?;
+    db.execute_raw(stmt(
+        db,
+        "INSERT INTO conversation_members (conversation_id, user_id, role, joined_at, delivered_seq, read_seq) \
+         VALUES ($1, $2, 'member', $4, 0, 0), ($1, $3, 'member', $4, 0, 0) \
+         ON CONFLICT (conversation_id, user_id) DO NOTHING",
+        [row.id.into(), a.into(), b.into(), now.into()],
+    ))
+    .await?;
+    cache.insert(pair, row.id);
+    Ok(row.id)
+}
+
+/// Stores `batch` in order inside `txn`; returns the stored messages in the same order.
+pub async fn write_batch<C: ConnectionTrait>(
+    txn: &C,
+    cache: &mut PairCache,
+    batch: &[NewMessage],
+) -> anyhow::Result<Vec<StoredMessage>> {
+    let now = Utc::now();
+    let mut conv_of = Vec::with_capacity(batch.len());
+    // Conversations in order of first appearance, with how many messages each receives.
+    let mut counts: Vec<(i64, i64)> = Vec::new();
+    for m in batch {
+        let conv = direct_conversation(txn, cache, m.sender_id, m.recipient_id, now).await?;
+        conv_of.push(conv);
+        match counts.iter_mut().find(|(c, _)| *c == conv) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((conv, 1)),
+        }
+    }
+
+    let mut next_seq: HashMap<i64, i64> = HashMap::with_capacity(counts.len());
+    for (conv, n) in &counts {
+        let row = SeqRow::find_by_statement(stmt(
+            txn,
+            "UPDATE conversations SET last_seq = last_seq + $1, updated_at = $2 WHERE id = $3 RETURNING last_seq",
+            [(*n).into(), now.into(), (*conv).into()],
+        ))
+        .one(txn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("conversation {conv} vanished while sending"))?;
+        next_seq.insert(*conv, row.last_seq - n + 1);
+    }
+
+    let mut stored = Vec::with_capacity(batch.len());
+    for (m, conv) in batch.iter().zip(&conv_of) {
+        let seq = next_seq
+            .get_mut(conv)
+            .expect("every conversation was counted");
+        stored.push(StoredMessage {
+            id: 0,
+            conversation_id: *conv,
+            seq: *seq,
+            sender_id: m.sender_id,
+            recipient_id: m.recipient_id,
+            content: m.content.clone(),
+            sent_at: now,
+            delivered_at: m.deliver_now.then_some(now),
+        });
+        *seq += 1;
+    }
+
+    let rows = stored
+        .iter()
+        .zip(batch)
+        .map(|(s, m)| messages::ActiveModel {
+            conversation_id: Set(s.conversation_id),
+            seq: Set(s.seq),
+            sender_id: Set(s.sender_id),
+            client_msg_id: Set(m.client_msg_id.clone()),
+            content: Set(s.content.clone()),
+            sent_at: Set(now),
+            delivered_at: Set(s.delivered_at),
+            read_at: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    let inserted = messages::Entity::insert_many(rows)
+        .exec_with_returning(txn)
+        .await?;
+    let ids: HashMap<(i64, i64), i64> = inserted
+        .into_iter()
+        .map(|m| ((m.conversation_id, m.seq), m.id))
+        .collect();
+    for s in &mut stored {
+        s.id = *ids.get(&(s.conversation_id, s.seq)).ok_or_else(|| {
+            anyhow::anyhow!(
+                "inserted message {}:{} not returned",
+                s.conversation_id,
+                s.seq
+            )
+        })?;
+    }
+
+    // The recipient's delivered position moves to the newest message handed to a device.
+    let mut delivered: HashMap<(i64, i64), i64> = HashMap::new();
+    for s in stored.iter().filter(|s| s.delivered_at.is_some()) {
+        let e = delivered
+            .entry((s.conversation_id, s.recipient_id))
+            .or_default();
+        *e = (*e).max(s.seq);
+    }
+    for ((conv, user), seq) in delivered {
+        advance_delivered(txn, conv, user, seq).await?;
+    }
+    Ok(stored)
+}
+
+/// Moves a member's delivered position forward (never back).
+pub async fn advance_delivered<C: ConnectionTrait>(
+    db: &C,
+    conv: i64,
+    user: i64,
+    seq: i64,
+) -> anyhow::Result<()> {
+    db.execute_raw(stmt(
+        db,
+        "UPDATE conversation_members SET delivered_seq = $1 \
+         WHERE conversation_id = $2 AND user_id = $3 AND delivered_seq < $1",
+        [seq.into(), conv.into(), user.into()],
+    ))
+    .await?;
+    Ok(())
+}

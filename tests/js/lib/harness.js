@@ -1,0 +1,259 @@
+// Starts the real realtime-chat binary against a fresh database and gives the
+// tests what they need to talk to it: its URL, a REST helper, registered users
+// and tokens minted with the server's own JWT secret.
+//
+// Backend: SQLite in a fresh temporary directory, or, when TEST_DATABASE_URL is
+// set, a freshly created PostgreSQL database that is dropped afterwards. An
+// unreachable Postgres is an error (the test fails), never a silent skip.
+
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir, homedir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import jwt from "jsonwebtoken";
+import pg from "pg";
+
+const READY_LINE = /^realtime-chat listening on 127\.0\.0\.1:(\d+)\s*$/;
+const START_TIMEOUT_MS = Number(process.env.RC_START_TIMEOUT_MS ?? 60_000);
+
+/** Path of the server binary under test. */
+export const serverBinary =
+  process.env.RC_BIN ?? path.join(homedir(), ".cache/realtime-chat-target/debug/realtime-chat");
+
+/** An ISO-8601 UTC timestamp, as every timestamp on the wire must be. */
+export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** "postgres" when TEST_DATABASE_URL is set, otherwise "sqlite". */
+export const backend = process.env.TEST_DATABASE_URL ? "postgres" : "sqlite";
+
+const running = new Set();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+/**
+ * Starts a server on a random port with a fresh database.
+ * `env` adds or overrides server environment variables (e.g. MAX_MESSAGE_BYTES).
+ */
+export async function startServer({ env = {} } = {}) {
+  const database = await freshDatabase();
+  const secret = randomBytes(32).toString("hex");
+  let child;
+  try {
+    child = spawn(serverBinary, ["serve"], {
+      // A scratch working directory, so no .env from the repository is read.
+      cwd: database.workDir,
+      env: {
+        ...process.env,
+        DATABASE_URL: database.url,
+        JWT_SECRET: secret,
+        HOST: "127.0.0.1",
+        PORT: "0",
+        RUST_LOG: process.env.RC_RUST_LOG ?? "warn",
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    await database.drop();
+    throw err;
+  }
+  running.add(child);
+  const log = captureStderr(child);
+  let port;
+  try {
+    port = await waitUntilListening(child, log);
+  } catch (err) {
+    child.kill("SIGKILL");
+    running.delete(child);
+    await database.drop();
+    throw err;
+  }
+  return new Server({ child, port, secret, database, log });
+}
+
+/** A running server under test. */
+class Server {
+  #child;
+  #database;
+  #log;
+  #users = 0;
+
+  constructor({ child, port, secret, database, log }) {
+    this.#child = child;
+    this.#database = database;
+    this.#log = log;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.secret = secret;
+    this.databaseUrl = database.url;
+  }
+
+  /** The last lines the server wrote to stderr (for diagnosing failures). */
+  get log() {
+    return this.#log.lines.join("\n");
+  }
+
+  /**
+   * Sends one HTTP request. `json` is sent as a JSON body, `body` verbatim.
+   * Resolves to { status, body (parsed JSON or null), text, headers }.
+   */
+  async http(method, urlPath, { token, json, body, headers = {} } = {}) {
+    const init = { method, headers: { ...headers } };
+    if (token !== undefined) init.headers.authorization = `Bearer ${token}`;
+    if (json !== undefined) {
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(json);
+    } else if (body !== undefined) {
+      init.body = body;
+    }
+    const res = await fetch(this.url + urlPath, init);
+    const text = await res.text();
+    let parsed = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Not JSON: tests that care look at `text`.
+    }
+    return { status: res.status, body: parsed, text, headers: res.headers };
+  }
+
+  /**
+   * Registers a new user with a unique e-mail through the public REST API.
+   * Resolves to { id, email, password, display_name, created_at, token }.
+   */
+  async register(label = "user") {
+    const n = ++this.#users;
+    const email = `${label}-${n}-${randomBytes(4).toString("hex")}@example.com`;
+    const password = `pw-${randomBytes(6).toString("hex")}`;
+    const res = await this.http("POST", "/api/auth/register", {
+      json: { email, password, display_name: `${label} ${n}` },
+    });
+    if (res.status !== 201) {
+      throw new Error(`set-up: registering ${email} gave ${res.status} ${res.text}`);
+    }
+    return { ...res.body.user, password, token: res.body.token };
+  }
+
+  /** Registers several users at once: registerMany("alice", "bob"). */
+  registerMany(...labels) {
+    return Promise.all(labels.map((label) => this.register(label)));
+  }
+
+  /**
+   * Mints an HS256 token with this server's secret. `claims` are used as given
+   * (e.g. { sub: "5" } or the seed's { user_id: 5 }); `exp` defaults to an hour
+   * from now unless `exp` is given (pass exp: undefined explicitly to omit it).
+   */
+  token(claims, { secret = this.secret, algorithm = "HS256" } = {}) {
+    const payload = { ...claims };
+    if (!("exp" in claims)) payload.exp = nowSeconds() + 3600;
+    if (payload.exp === undefined) delete payload.exp;
+    return jwt.sign(payload, secret, { algorithm, noTimestamp: true });
+  }
+
+  /** Stops the server and removes its database. */
+  async stop() {
+    const child = this.#child;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    running.delete(child);
+    await this.#database.drop();
+  }
+}
+
+/** Seconds since the epoch, as JWT `exp` wants them. */
+export function nowSeconds() {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** An unsigned `alg: none` token, as an attacker would craft it by hand. */
+export function unsignedToken(claims) {
+  const part = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
+  return `${part({ alg: "none", typ: "JWT" })}.${part(claims)}.`;
+}
+
+async function freshDatabase() {
+  const workDir = await mkdtemp(path.join(tmpdir(), "rc-test-"));
+  const removeWorkDir = () => rm(workDir, { recursive: true, force: true });
+  if (backend === "sqlite") {
+    return {
+      workDir,
+      url: `sqlite://${path.join(workDir, "chat.db")}?mode=rwc`,
+      drop: removeWorkDir,
+    };
+  }
+
+  const adminUrl = process.env.TEST_DATABASE_URL;
+  const name = `rc_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000 });
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+  } catch (err) {
+    await removeWorkDir();
+    throw new Error(
+      `TEST_DATABASE_URL is set but PostgreSQL at ${adminUrl} is not usable: ${err.message}`,
+    );
+  } finally {
+    await admin.end().catch(() => {});
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    workDir,
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: adminUrl });
+      try {
+        await client.connect();
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end().catch(() => {});
+        await removeWorkDir();
+      }
+    },
+  };
+}
+
+function captureStderr(child) {
+  const log = { lines: [] };
+  createInterface({ input: child.stderr }).on("line", (line) => {
+    if (process.env.RC_SERVER_LOG) process.stderr.write(`[server] ${line}\n`);
+    log.lines.push(line);
+    if (log.lines.length > 200) log.lines.shift();
+  });
+  return log;
+}
+
+function waitUntilListening(child, log) {
+  return new Promise((resolve, reject) => {
+    const fail = (why) => {
+      clearTimeout(timer);
+      reject(new Error(`${why}\n--- server stderr (tail) ---\n${log.lines.slice(-30).join("\n")}`));
+    };
+    const timer = setTimeout(
+      () => fail(`server did not print its listening line within ${START_TIMEOUT_MS} ms`),
+      START_TIMEOUT_MS,
+    );
+    child.once("error", (err) => fail(`could not start ${serverBinary}: ${err.message}`));
+    child.once("exit", (code, signal) =>
+      fail(`server exited during start-up (code ${code}, signal ${signal})`),
+    );
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const match = READY_LINE.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        child.removeAllListeners("exit");
+        resolve(Number(match[1]));
+      }
+    });
+  });
+}
