@@ -16,7 +16,7 @@ use tower_http::{
 use crate::{
     auth::jwt::JwtKeys,
     config::{Config, CorsOrigins},
-    domain::{messaging::Messaging, presence::Presence},
+    domain::{messaging::Messaging, presence::Presence, typing::Typing},
     http, socket, store,
 };
 
@@ -27,6 +27,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub config: Arc<Config>,
     pub messaging: Messaging,
+    pub presence: Arc<Presence>,
+    pub typing: Arc<Typing>,
 }
 
 /// Largest REST request body.
@@ -67,12 +69,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub fn build(config: Config, db: DatabaseConnection) -> Router {
     let config = Arc::new(config);
     let presence = Arc::new(Presence::default());
-    let (messaging, outcomes) = Messaging::start(db.clone(), presence);
+    let (messaging, outcomes) = Messaging::start(db.clone(), presence.clone(), config.presence_grace);
     let state = AppState {
         db,
         jwt: JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours),
         config: config.clone(),
-        messaging: messaging.clone(),
+        messaging,
+        presence,
+        typing: Arc::new(Typing::new(config.typing_throttle)),
     };
 
     let (sio_layer, io) = SocketIo::builder()
@@ -83,7 +87,7 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
         .connect_timeout(Duration::from_secs(45))
         .build_layer();
     socket::register(&io);
-    tokio::spawn(socket::dispatch::run(io, messaging, outcomes));
+    tokio::spawn(socket::dispatch::run(io, state.clone(), outcomes));
 
     http::router()
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))) })
@@ -102,10 +106,7 @@ fn cors(origins: &CorsOrigins) -> CorsLayer {
     match origins {
         CorsOrigins::Any => layer.allow_origin(Any),
         CorsOrigins::List(list) => {
-            let list = list
-                .iter()
-                .filter_map(|o| o.parse().ok())
-                .collect::<Vec<_>>();
+            let list = list.iter().filter_map(|o| o.parse().ok()).collect::<Vec<_>>();
             layer.allow_origin(AllowOrigin::list(list))
         }
     }
@@ -135,8 +136,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -1,5 +1,5 @@
 //! Environment → typed, validated configuration. Read once at start-up.
-use std::{env, path::PathBuf};
+use std::{env, path::PathBuf, time::Duration};
 
 use rand::RngCore;
 use thiserror::Error;
@@ -16,10 +16,7 @@ pub struct ConfigError {
 }
 
 fn bad(var: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        why: why.into(),
-    }
+    ConfigError { var, why: why.into() }
 }
 
 /// Which origins may call us from a browser.
@@ -39,6 +36,12 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     /// Upper bound for a message's content, in UTF-8 bytes.
     pub max_message_bytes: usize,
+    /// How long a user with no device still looks online (a quick reconnect does not flap).
+    pub presence_grace: Duration,
+    /// At most one `typing: true` per user and conversation is forwarded per this interval.
+    pub typing_throttle: Duration,
+    /// A `typing: true` without follow-up turns into `false` after this long.
+    pub typing_timeout: Duration,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -65,10 +68,7 @@ impl Config {
             && !database_url.starts_with("postgres://")
             && !database_url.starts_with("postgresql://")
         {
-            return Err(bad(
-                "DATABASE_URL",
-                "must start with sqlite:// or postgres://",
-            ));
+            return Err(bad("DATABASE_URL", "must start with sqlite:// or postgres://"));
         }
         let jwt_secret = match var("JWT_SECRET") {
             Some(s) if s.len() >= MIN_SECRET_BYTES => s.into_bytes(),
@@ -107,15 +107,22 @@ impl Config {
                     .iter()
                     .find(|o| !o.starts_with("http://") && !o.starts_with("https://"))
                 {
-                    return Err(bad(
-                        "CORS_ORIGINS",
-                        format!("`{o}` is not an http(s) origin"),
-                    ));
+                    return Err(bad("CORS_ORIGINS", format!("`{o}` is not an http(s) origin")));
                 }
                 CorsOrigins::List(list)
             }
         };
+        let millis = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            let ms: u64 = parse(name, default)?;
+            if ms > 3_600_000 {
+                return Err(bad(name, "must be at most 3600000 (one hour)"));
+            }
+            Ok(Duration::from_millis(ms))
+        };
         Ok(Config {
+            presence_grace: millis("PRESENCE_GRACE_MS", 5_000)?,
+            typing_throttle: millis("TYPING_THROTTLE_MS", 2_000)?,
+            typing_timeout: millis("TYPING_TIMEOUT_MS", 6_000)?,
             database_url,
             jwt_secret,
             jwt_expires_in_hours,
@@ -144,9 +151,7 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 /// database so tokens survive restarts, rather than falling back to a fixed string.
 fn local_secret(database_url: &str) -> Result<Vec<u8>, ConfigError> {
     let Some(db) = sqlite_path(database_url) else {
-        tracing::warn!(
-            "JWT_SECRET unset and the database is in memory: using a random secret for this run"
-        );
+        tracing::warn!("JWT_SECRET unset and the database is in memory: using a random secret for this run");
         return Ok(random_secret().into_bytes());
     };
     let path = PathBuf::from(format!("{}.jwt-secret", db.display()));

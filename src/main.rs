@@ -86,8 +86,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let user = accounts::register(&db, &email, &password, display_name.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let token =
-                JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours).issue(user.id);
+            let token = JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours).issue(user.id);
             println!("created user {} <{}>\ntoken: {token}", user.id, user.email);
             Ok(())
         }

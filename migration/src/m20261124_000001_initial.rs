@@ -72,10 +72,7 @@ fn timestamp<T: Iden + 'static>(col: T) -> ColumnDef {
 }
 
 fn timestamp_null<T: Iden + 'static>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
+    ColumnDef::new(col).timestamp_with_time_zone().null().to_owned()
 }
 
 #[async_trait::async_trait]
@@ -86,12 +83,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Users::Table)
                     .col(id_col(Users::Id))
-                    .col(
-                        ColumnDef::new(Users::Email)
-                            .string()
-                            .not_null()
-                            .unique_key(),
-                    )
+                    .col(ColumnDef::new(Users::Email).string().not_null().unique_key())
                     .col(ColumnDef::new(Users::PasswordHash).string().not_null())
                     .col(ColumnDef::new(Users::DisplayName).string().not_null())
                     .col(timestamp(Users::CreatedAt))
@@ -190,10 +182,7 @@ impl MigrationTrait for Migration {
                     .check(Expr::cust("role IN ('owner', 'admin', 'member')"))
                     .foreign_key(
                         ForeignKey::create()
-                            .from(
-                                ConversationMembers::Table,
-                                ConversationMembers::ConversationId,
-                            )
+                            .from(ConversationMembers::Table, ConversationMembers::ConversationId)
                             .to(Conversations::Table, Conversations::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
@@ -221,11 +210,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Messages::Table)
                     .col(id_col(Messages::Id))
-                    .col(
-                        ColumnDef::new(Messages::ConversationId)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Messages::ConversationId).big_integer().not_null())
                     .col(ColumnDef::new(Messages::Seq).big_integer().not_null())
                     .col(ColumnDef::new(Messages::SenderId).big_integer().not_null())
                     .col(ColumnDef::new(Messages::ClientMsgId).string_len(64).null())
@@ -281,9 +266,7 @@ impl MigrationTrait for Migration {
             Conversations::Table.into_iden(),
             Users::Table.into_iden(),
         ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

@@ -18,11 +18,7 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 /// Whether `password` matches the stored `hash`; a corrupt hash never matches.
 pub fn verify(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| {
-            hasher()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
 }
 

@@ -32,11 +32,7 @@ pub async fn register(
 }
 
 /// The user whose credentials these are. Unknown email and wrong password are one error.
-pub async fn login(
-    db: &DatabaseConnection,
-    email: &str,
-    password_raw: &str,
-) -> DomainResult<users::Model> {
+pub async fn login(db: &DatabaseConnection, email: &str, password_raw: &str) -> DomainResult<users::Model> {
     let user = match Email::parse(email) {
         Ok(email) => store::users::by_email(db, email.as_str()).await?,
         Err(_) => None,

@@ -1,9 +1,11 @@
 //! Rules of the chat, free of any transport: REST and Socket.IO both call into here.
 pub mod accounts;
+pub mod contacts;
 pub mod conversations;
 pub mod error;
 pub mod messaging;
 pub mod presence;
 pub mod types;
+pub mod typing;
 
 pub use error::{DomainError, DomainResult};

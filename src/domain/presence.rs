@@ -1,72 +1,161 @@
-//! Which users have a connected device.
+//! Who is online, and when users were last seen.
 //!
 //! This registry covers the devices connected to this node; with the in-process adapter
 //! that is every device. Only the message writer changes it, in its own order, so a
 //! message is either delivered live or found by the device's catch-up, never both.
+//!
+//! A user whose last device leaves lingers (still appears online) for a grace period, so
+//! a quick reconnect does not flap offline/online to their contacts.
 use std::{
     collections::{HashMap, HashSet},
     sync::Mutex,
 };
 
+use chrono::{DateTime, Utc};
+
 /// An opaque handle for one connected device (a socket id for the socket layer).
 pub type DeviceId = String;
 
 #[derive(Default)]
+struct Inner {
+    devices: HashMap<i64, HashSet<DeviceId>>,
+    /// Users with no device left, not yet announced offline: (generation, left at).
+    lingering: HashMap<i64, (u64, DateTime<Utc>)>,
+    generation: u64,
+}
+
+#[derive(Default)]
 pub struct Presence {
-    devices: Mutex<HashMap<i64, HashSet<DeviceId>>>,
+    inner: Mutex<Inner>,
+}
+
+/// What a device connecting means for the user's contacts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// The user was offline: announce them online.
+    CameOnline,
+    /// The user was online or lingering: nothing to announce.
+    Unchanged,
+}
+
+/// What a device leaving means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Departure {
+    /// Other devices remain (or the device was unknown).
+    Unchanged,
+    /// The last device left: the user lingers; expire `generation` after the grace period.
+    Lingering { generation: u64 },
 }
 
 impl Presence {
-    /// Records a connected device; true when it is the user's first. Idempotent.
-    pub fn device_connected(&self, user: i64, device: &DeviceId) -> bool {
-        let mut devices = self.devices.lock().expect("presence lock poisoned");
-        let set = devices.entry(user).or_default();
-        set.insert(device.clone()) && set.len() == 1
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("presence lock poisoned")
     }
 
-    /// Forgets a device; true when it was the user's last. Idempotent.
-    pub fn device_disconnected(&self, user: i64, device: &DeviceId) -> bool {
-        let mut devices = self.devices.lock().expect("presence lock poisoned");
-        let Some(set) = devices.get_mut(&user) else {
-            return false;
-        };
-        if !set.remove(device) {
-            return false;
-        }
-        if set.is_empty() {
-            devices.remove(&user);
-            true
+    /// Records a connected device. Idempotent.
+    pub fn device_connected(&self, user: i64, device: &DeviceId) -> Arrival {
+        let mut inner = self.lock();
+        let was_lingering = inner.lingering.remove(&user).is_some();
+        let set = inner.devices.entry(user).or_default();
+        let first = set.insert(device.clone()) && set.len() == 1;
+        if first && !was_lingering {
+            Arrival::CameOnline
         } else {
-            false
+            Arrival::Unchanged
         }
     }
 
-    pub fn is_online(&self, user: i64) -> bool {
-        self.devices
-            .lock()
-            .expect("presence lock poisoned")
-            .contains_key(&user)
+    /// Forgets a device. Idempotent.
+    pub fn device_disconnected(&self, user: i64, device: &DeviceId, at: DateTime<Utc>) -> Departure {
+        let mut inner = self.lock();
+        let Some(set) = inner.devices.get_mut(&user) else {
+            return Departure::Unchanged;
+        };
+        if !set.remove(device) || !set.is_empty() {
+            return Departure::Unchanged;
+        }
+        inner.devices.remove(&user);
+        inner.generation += 1;
+        let generation = inner.generation;
+        inner.lingering.insert(user, (generation, at));
+        Departure::Lingering { generation }
+    }
+
+    /// Ends a linger that nothing interrupted; returns when the user was last seen.
+    pub fn expire(&self, user: i64, generation: u64) -> Option<DateTime<Utc>> {
+        let mut inner = self.lock();
+        match inner.lingering.get(&user) {
+            Some((g, at)) if *g == generation => {
+                let at = *at;
+                inner.lingering.remove(&user);
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a device of the user is connected (messages can be handed over now).
+    pub fn is_connected(&self, user: i64) -> bool {
+        self.lock().devices.contains_key(&user)
+    }
+
+    /// Whether contacts should see the user as online (connected, or within the grace).
+    pub fn appears_online(&self, user: i64) -> bool {
+        let inner = self.lock();
+        inner.devices.contains_key(&user) || inner.lingering.contains_key(&user)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Presence;
+    use super::*;
 
     #[test]
-    fn online_until_last_device_leaves() {
+    fn online_until_last_device_leaves_then_lingers() {
         let p = Presence::default();
         let (a, b) = ("a".to_string(), "b".to_string());
-        assert!(p.device_connected(1, &a));
-        assert!(!p.device_connected(1, &b));
-        assert!(
-            !p.device_connected(1, &b),
+        let now = Utc::now();
+        assert_eq!(p.device_connected(1, &a), Arrival::CameOnline);
+        assert_eq!(p.device_connected(1, &b), Arrival::Unchanged);
+        assert_eq!(
+            p.device_connected(1, &b),
+            Arrival::Unchanged,
             "same device twice is not a new one"
         );
-        assert!(!p.device_disconnected(1, &a));
-        assert!(p.is_online(1));
-        assert!(!p.device_disconnected(1, &a), "a device leaves once");
-        assert!(p.device_disconnected(1, &b));
-        assert!(!p.is_online(1));
+        assert_eq!(p.device_disconnected(1, &a, now), Departure::Unchanged);
+        assert_eq!(
+            p.device_disconnected(1, &a, now),
+            Departure::Unchanged,
+            "a device leaves once"
+        );
+        let Departure::Lingering { generation } = p.device_disconnected(1, &b, now) else {
+            panic!()
+        };
+        assert!(!p.is_connected(1));
+        assert!(p.appears_online(1));
+        assert_eq!(p.expire(1, generation), Some(now));
+        assert!(!p.appears_online(1));
+        assert_eq!(p.expire(1, generation), None);
+    }
+
+    #[test]
+    fn quick_reconnect_cancels_the_linger() {
+        let p = Presence::default();
+        let (a, b) = ("a".to_string(), "b".to_string());
+        p.device_connected(1, &a);
+        let Departure::Lingering { generation } = p.device_disconnected(1, &a, Utc::now()) else {
+            panic!()
+        };
+        assert_eq!(
+            p.device_connected(1, &b),
+            Arrival::Unchanged,
+            "no online announcement after a blip"
+        );
+        assert_eq!(
+            p.expire(1, generation),
+            None,
+            "the old linger must not announce offline"
+        );
+        assert!(p.is_connected(1));
     }
 }

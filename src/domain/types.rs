@@ -63,9 +63,7 @@ impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let name = raw.trim();
         match name.chars().count() {
-            0 => Err(DomainError::InvalidInput(
-                "display_name must not be empty".into(),
-            )),
+            0 => Err(DomainError::InvalidInput("display_name must not be empty".into())),
             101.. => Err(DomainError::InvalidInput(
                 "display_name must be at most 100 characters".into(),
             )),
@@ -98,6 +96,28 @@ impl Content {
     }
 }
 
+/// A client-chosen idempotency key for a send: 1..=64 visible characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientMsgId(String);
+
+impl ClientMsgId {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let valid =
+            !raw.is_empty() && raw.len() <= 64 && !raw.chars().any(|c| c.is_control() || c.is_whitespace());
+        if valid {
+            Ok(ClientMsgId(raw.to_owned()))
+        } else {
+            Err(DomainError::InvalidInput(
+                "client_msg_id must be 1 to 64 characters without spaces".into(),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,15 +128,7 @@ mod tests {
             Email::parse(" Ann@Example.COM ").unwrap().as_str(),
             "ann@example.com"
         );
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@x.com",
-            "a b@x.com",
-            "ann@x",
-            "a@b@c.com",
-        ] {
+        for bad in ["", "ann", "ann@", "@x.com", "a b@x.com", "ann@x", "a@b@c.com"] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
     }
@@ -132,6 +144,14 @@ mod tests {
             Content::parse("é".repeat(6), 10),
             Err(DomainError::ContentTooLong(10))
         ));
+    }
+
+    #[test]
+    fn client_msg_id_is_bounded() {
+        assert!(ClientMsgId::parse("0b6f3c1e-5d7a-4f5e-9a51-2f8f0c7d9e10").is_ok());
+        assert!(ClientMsgId::parse("").is_err());
+        assert!(ClientMsgId::parse(&"x".repeat(65)).is_err());
+        assert!(ClientMsgId::parse("a b").is_err());
     }
 
     #[test]

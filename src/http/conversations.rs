@@ -19,6 +19,9 @@ struct ConversationItem {
     last_message: Option<LastMessage>,
     unread_count: i64,
     updated_at: String,
+    /// For direct conversations: whether the other user is online, and when last seen.
+    online: Option<bool>,
+    last_seen: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +60,8 @@ pub async fn list(
                 last_message,
                 unread_count: c.unread_count,
                 updated_at: iso(c.updated_at),
+                online: other_user_id.map(|id| state.presence.appears_online(id)),
+                last_seen: c.other_last_seen.map(iso),
             }
         })
         .collect();

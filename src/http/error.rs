@@ -53,12 +53,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Domain(d) => match d {
                 DomainError::InvalidInput(_) => StatusCode::BAD_REQUEST,
-                DomainError::InvalidEmail | DomainError::WeakPassword => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                DomainError::EmptyContent | DomainError::SelfRecipient => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                DomainError::InvalidEmail | DomainError::WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
+                DomainError::EmptyContent | DomainError::SelfRecipient => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::ContentTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 DomainError::EmailTaken => StatusCode::CONFLICT,
                 DomainError::BadCredentials => StatusCode::UNAUTHORIZED,

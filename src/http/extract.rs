@@ -26,9 +26,7 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into())
-            })?;
+            .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into()))?;
         let user_id = state.jwt.verify(token)?;
         match store::users::by_id(&state.db, user_id)
             .await
@@ -82,9 +80,21 @@ impl QueryParams {
                 .ok()
                 .filter(|n| *n >= 0)
                 .map(Some)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!("`{name}` must be a non-negative integer"))
-                }),
+                .ok_or_else(|| ApiError::BadRequest(format!("`{name}` must be a non-negative integer"))),
         }
+    }
+
+    /// A required comma-separated list of ids, e.g. `1,2,3`.
+    pub fn id_list(&self, name: &str) -> Result<Vec<i64>, ApiError> {
+        let raw = self
+            .0
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::BadRequest(format!("missing required parameter `{name}`")))?;
+        raw.split(',')
+            .map(|part| part.trim().parse::<i64>().ok().filter(|n| *n > 0))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::BadRequest(format!("`{name}` must be comma-separated user ids")))
     }
 }

@@ -6,7 +6,10 @@ use super::{
     extract::{AuthUser, QueryParams},
 };
 use crate::{
-    app::AppState, domain::conversations, socket::events::iso, store::conversations::HistoryMessage,
+    app::AppState,
+    domain::conversations::{self, Cursor},
+    socket::events::iso,
+    store::conversations::HistoryMessage,
 };
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -45,7 +48,8 @@ impl From<HistoryMessage> for MessageItem {
     }
 }
 
-/// `GET /api/messages?conversation_id=X&limit=50&offset=0`: newest first.
+/// `GET /api/messages?conversation_id=X&limit=50&offset=0`: newest first. Cursor forms:
+/// `after_seq=N` (oldest first) and `before_seq=N` (newest first).
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -56,9 +60,21 @@ pub async fn history(
     if limit < 1 {
         return Err(ApiError::BadRequest("`limit` must be at least 1".into()));
     }
-    let offset = params.optional("offset")?.unwrap_or(0);
-    let page =
-        conversations::history(&state.db, me, conversation, limit as u64, offset as u64).await?;
+    let cursor = match (
+        params.optional("after_seq")?,
+        params.optional("before_seq")?,
+        params.optional("offset")?,
+    ) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "use one of `offset`, `after_seq`, `before_seq`".into(),
+            ));
+        }
+        (Some(after), None, None) => Cursor::AfterSeq(after),
+        (None, Some(before), None) => Cursor::BeforeSeq(before),
+        (None, None, offset) => Cursor::Offset(offset.unwrap_or(0) as u64),
+    };
+    let page = conversations::page(&state.db, me, conversation, limit as u64, cursor).await?;
     Ok(Json(MessagePage {
         messages: page.messages.into_iter().map(Into::into).collect(),
         total: page.total,
@@ -79,7 +95,11 @@ pub async fn mark_read(
     params: QueryParams,
 ) -> ApiResult<Json<Marked>> {
     let conversation = params.required("conversation_id")?;
-    let messages_marked = conversations::mark_read(&state.db, me, conversation).await?;
+    let (messages_marked, receipt) =
+        conversations::mark_read(&state.db, me, conversation, None, None).await?;
+    if let Some(receipt) = receipt {
+        state.messaging.announce_read(receipt);
+    }
     Ok(Json(Marked {
         success: true,
         messages_marked,

@@ -5,6 +5,7 @@ pub mod error;
 mod extract;
 mod health;
 mod messages;
+mod presence;
 mod users;
 
 use axum::{
@@ -23,4 +24,5 @@ pub fn router() -> Router<AppState> {
         .route("/api/conversations", get(conversations::list))
         .route("/api/messages", get(messages::history))
         .route("/api/messages/read", post(messages::mark_read))
+        .route("/api/presence", get(presence::presence))
 }

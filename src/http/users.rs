@@ -25,9 +25,6 @@ impl From<entity::users::Model> for UserBody {
 }
 
 /// `GET /api/me`
-pub async fn me(
-    State(state): State<AppState>,
-    AuthUser(id): AuthUser,
-) -> ApiResult<Json<UserBody>> {
+pub async fn me(State(state): State<AppState>, AuthUser(id): AuthUser) -> ApiResult<Json<UserBody>> {
     Ok(Json(accounts::get(&state.db, id).await?.into()))
 }

@@ -6,8 +6,9 @@ use thiserror::Error;
 
 use super::{
     events::{self, AuthPayload, Authenticated},
-    messaging, ping,
+    messaging, ping, receipts,
     session::{Phase, Session},
+    sync, typing,
 };
 use crate::{app::AppState, auth::jwt::TokenError, store};
 
@@ -44,6 +45,9 @@ pub async fn authenticate(
     // is connected would otherwise find no handler and be dropped.
     s.on(events::SEND_MESSAGE, messaging::send_message);
     s.on(events::PING, ping::ping);
+    s.on(events::TYPING, typing::typing);
+    s.on(events::MARK_READ, receipts::mark_read);
+    s.on(events::SYNC, sync::sync);
     s.on_disconnect(on_disconnect);
     Ok(())
 }

@@ -1,31 +1,29 @@
-//! Announces what the message writer committed, in the writer's order.
+//! Announces what the domain decided, in the order it decided it.
 use std::str::FromStr;
 
-use socketioxide::{SocketIo, socket::Sid};
+use socketioxide::{SocketIo, extract::SocketRef, socket::Sid};
 use tokio::sync::mpsc;
 
 use super::{
-    events::{self, MessageDelivered, NewMessage, iso, user_room},
+    events::{
+        self, ConversationRead, MessageDelivered, MessageRead, NewMessage, UserOffline, UserOnline,
+        device_room, iso, user_room,
+    },
     messaging::sent_payload,
+    typing,
 };
-use crate::domain::messaging::{Messaging, Outcome, StoredMessage};
+use crate::{
+    app::AppState,
+    domain::messaging::{Outcome, ReadReceipt, Stored, StoredMessage},
+};
 
 /// Runs until the writer stops.
-pub async fn run(
-    io: SocketIo,
-    messaging: Messaging,
-    mut outcomes: mpsc::UnboundedReceiver<Outcome>,
-) {
+pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
     while let Some(outcome) = outcomes.recv().await {
         match outcome {
             Outcome::Stored(batch) => {
-                for (device, msg) in batch {
-                    if let Some(s) = socket(&io, &device) {
-                        s.emit(events::MESSAGE_SENT, &sent_payload(&msg)).ok();
-                    }
-                    if msg.delivered_at.is_some() {
-                        deliver_live(&io, &msg).await;
-                    }
+                for stored in batch {
+                    announce_stored(&io, &state, stored).await;
                 }
             }
             Outcome::CatchUp {
@@ -36,10 +34,10 @@ pub async fn run(
             } => {
                 let Some(s) = socket(&io, &device) else {
                     // Gone before its queue could be handed over: make sure the writer knows.
-                    messaging.device_disconnected(user_id, device).await;
+                    state.messaging.device_disconnected(user_id, device).await;
                     continue;
                 };
-                s.join(user_room(user_id));
+                s.join([user_room(user_id), device_room(&device)]);
                 for m in &messages {
                     let payload = NewMessage {
                         message_id: m.id,
@@ -70,7 +68,69 @@ pub async fn run(
                     s.disconnect().ok();
                 }
             }
+            Outcome::Presence {
+                user_id,
+                online,
+                last_seen,
+                contacts,
+            } => {
+                let rooms: Vec<String> = contacts.iter().map(|id| user_room(*id)).collect();
+                let sent = match last_seen {
+                    Some(at) if !online => {
+                        io.to(rooms)
+                            .emit(
+                                events::USER_OFFLINE,
+                                &UserOffline {
+                                    user_id,
+                                    last_seen: iso(at),
+                                },
+                            )
+                            .await
+                    }
+                    _ => {
+                        io.to(rooms)
+                            .emit(events::USER_ONLINE, &UserOnline { user_id })
+                            .await
+                    }
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, user_id, "presence not announced");
+                }
+            }
+            Outcome::Read(receipt) => announce_read(&io, receipt).await,
         }
+    }
+}
+
+async fn announce_stored(
+    io: &SocketIo,
+    state: &AppState,
+    Stored {
+        device,
+        message,
+        fresh,
+    }: Stored,
+) {
+    if let Some(s) = socket(io, &device) {
+        s.emit(events::MESSAGE_SENT, &sent_payload(&message)).ok();
+    }
+    if !fresh {
+        // A retry: recipients heard of it the first time.
+        return;
+    }
+    if state.typing.stop(message.conversation_id, message.sender_id) {
+        typing::announce(
+            io,
+            message.conversation_id,
+            message.sender_id,
+            &[message.recipient_id],
+            false,
+        )
+        .await;
+    }
+    // Undelivered messages wait for the recipient's catch-up.
+    if message.delivered_at.is_some() {
+        deliver_live(io, &message).await;
     }
 }
 
@@ -103,8 +163,37 @@ async fn deliver_live(io: &SocketIo, msg: &StoredMessage) {
     }
 }
 
-fn socket(io: &SocketIo, device: &str) -> Option<socketioxide::extract::SocketRef> {
-    Sid::from_str(device)
-        .ok()
-        .and_then(|sid| io.get_socket(sid))
+async fn announce_read(io: &SocketIo, r: ReadReceipt) {
+    let read_at = iso(r.read_at);
+    for (sender, message_id) in &r.newest_read {
+        let payload = MessageRead {
+            conversation_id: r.conversation_id,
+            message_id: *message_id,
+            reader_id: r.reader_id,
+            read_at: read_at.clone(),
+        };
+        io.to(user_room(*sender))
+            .emit(events::MESSAGE_READ, &payload)
+            .await
+            .ok();
+    }
+    let payload = ConversationRead {
+        conversation_id: r.conversation_id,
+        up_to_message_id: r.up_to_message_id,
+    };
+    let reader_devices = io.to(user_room(r.reader_id));
+    let sent = match &r.reader_device {
+        Some(device) => {
+            reader_devices
+                .except(device_room(device))
+                .emit(events::CONVERSATION_READ, &payload)
+                .await
+        }
+        None => reader_devices.emit(events::CONVERSATION_READ, &payload).await,
+    };
+    sent.ok();
+}
+
+fn socket(io: &SocketIo, device: &str) -> Option<SocketRef> {
+    Sid::from_str(device).ok().and_then(|sid| io.get_socket(sid))
 }

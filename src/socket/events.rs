@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 // Client → server.
 pub const SEND_MESSAGE: &str = "send_message";
 pub const PING: &str = "ping";
+pub const MARK_READ: &str = "mark_read";
+pub const SYNC: &str = "sync";
+/// Both directions: the client says it is typing; other members hear it.
+pub const TYPING: &str = "typing";
 
 // Server → client.
 pub const AUTHENTICATED: &str = "authenticated";
@@ -13,10 +17,19 @@ pub const NEW_MESSAGE: &str = "new_message";
 pub const MESSAGE_DELIVERED: &str = "message_delivered";
 pub const PONG: &str = "pong";
 pub const ERROR: &str = "error";
+pub const USER_ONLINE: &str = "user_online";
+pub const USER_OFFLINE: &str = "user_offline";
+pub const MESSAGE_READ: &str = "message_read";
+pub const CONVERSATION_READ: &str = "conversation_read";
 
 /// The room holding every device of one user.
 pub fn user_room(user_id: i64) -> String {
     format!("user:{user_id}")
+}
+
+/// The room holding exactly one device (socket), so broadcasts can leave it out.
+pub fn device_room(device: &str) -> String {
+    format!("device:{device}")
 }
 
 /// ISO-8601 UTC with millisecond precision, e.g. `2026-11-24T20:40:00.123Z`.
@@ -33,24 +46,117 @@ pub struct AuthPayload {
 /// `send_message`. `to_user_id` may be a number or a numeric string, as seed clients send both.
 #[derive(Debug, Deserialize)]
 pub struct SendMessage {
-    pub to_user_id: UserIdField,
+    pub to_user_id: IdField,
     pub content: String,
+    /// Optional idempotency key: a retry with the same key stores nothing new.
+    pub client_msg_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// An id given as a number or a numeric string.
+#[derive(Debug, Deserialize, Clone)]
 #[serde(untagged)]
-pub enum UserIdField {
+pub enum IdField {
     Number(i64),
     Text(String),
 }
 
-impl UserIdField {
+impl IdField {
     pub fn parse(&self) -> Option<i64> {
         match self {
-            UserIdField::Number(n) => Some(*n),
-            UserIdField::Text(s) => s.trim().parse().ok(),
+            IdField::Number(n) => Some(*n),
+            IdField::Text(s) => s.trim().parse().ok(),
         }
+        .filter(|id| *id > 0)
     }
+}
+
+/// `typing`, client → server: one of `conversation_id` or `to_user_id`.
+#[derive(Debug, Deserialize)]
+pub struct TypingIn {
+    pub conversation_id: Option<IdField>,
+    pub to_user_id: Option<IdField>,
+    pub is_typing: bool,
+}
+
+/// `typing`, server → other members.
+#[derive(Debug, Serialize)]
+pub struct TypingOut {
+    pub conversation_id: i64,
+    pub user_id: i64,
+    pub is_typing: bool,
+}
+
+/// `mark_read`: everything, or up to one message.
+#[derive(Debug, Deserialize)]
+pub struct MarkReadIn {
+    pub conversation_id: IdField,
+    pub up_to_message_id: Option<IdField>,
+}
+
+/// The `mark_read` acknowledgement (the same body as `POST /api/messages/read`).
+#[derive(Debug, Serialize)]
+pub struct MarkReadAck {
+    pub success: bool,
+    pub messages_marked: u64,
+}
+
+/// `message_read`, to the sender: their messages up to `message_id` were read.
+#[derive(Debug, Serialize)]
+pub struct MessageRead {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub reader_id: i64,
+    pub read_at: String,
+}
+
+/// `conversation_read`, to the reader's other devices.
+#[derive(Debug, Serialize)]
+pub struct ConversationRead {
+    pub conversation_id: i64,
+    pub up_to_message_id: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserOnline {
+    pub user_id: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserOffline {
+    pub user_id: i64,
+    pub last_seen: String,
+}
+
+/// `sync`: for each conversation, the last seq the client has.
+#[derive(Debug, Deserialize)]
+pub struct SyncIn {
+    pub since: Vec<SyncSince>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SyncSince {
+    pub conversation_id: i64,
+    pub after_seq: i64,
+}
+
+/// The `sync` acknowledgement: missed messages, oldest first per conversation.
+#[derive(Debug, Serialize)]
+pub struct SyncAck {
+    pub messages: Vec<SyncedMessage>,
+    pub has_more: bool,
+}
+
+/// A message as `sync` returns it: `new_message`'s fields plus receipts.
+#[derive(Debug, Serialize)]
+pub struct SyncedMessage {
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub from_user_id: i64,
+    pub content: String,
+    pub sent_at: String,
+    pub seq: i64,
+    pub delivered_at: Option<String>,
+    pub read_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

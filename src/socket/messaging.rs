@@ -2,8 +2,8 @@
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::{
-    events,
-    events::{AckError, ErrorBody, ErrorEvent, MessageSent, SendMessage, iso},
+    events::{MessageSent, SendMessage, iso},
+    reply::reply_error,
     session::Arrival,
 };
 use crate::{
@@ -11,7 +11,7 @@ use crate::{
     domain::{
         DomainError,
         messaging::{SendRequest, StoredMessage},
-        types::Content,
+        types::{ClientMsgId, Content},
     },
 };
 
@@ -57,16 +57,19 @@ fn parse(
     max_bytes: usize,
 ) -> Result<SendRequest, DomainError> {
     let payload = payload.map_err(|_| {
-        DomainError::InvalidInput(
-            "send_message needs to_user_id (a user id) and content (a string)".into(),
-        )
+        DomainError::InvalidInput("send_message needs to_user_id (a user id) and content (a string)".into())
     })?;
     let to = payload
         .to_user_id
         .parse()
         .ok_or_else(|| DomainError::InvalidInput("to_user_id must be a numeric user id".into()))?;
     let content = Content::parse(payload.content, max_bytes)?;
-    SendRequest::new(sender, device, to, content)
+    let client_msg_id = payload
+        .client_msg_id
+        .as_deref()
+        .map(ClientMsgId::parse)
+        .transpose()?;
+    SendRequest::new(sender, device, to, content, client_msg_id)
 }
 
 pub fn sent_payload(m: &StoredMessage) -> MessageSent {
@@ -77,27 +80,4 @@ pub fn sent_payload(m: &StoredMessage) -> MessageSent {
         sent_at: iso(m.sent_at),
         seq: m.seq,
     }
-}
-
-/// Tells the sender why its request was refused, on `error` and on the ack if asked.
-pub fn reply_error(s: &SocketRef, ack: AckSender, e: &DomainError) {
-    if let DomainError::Internal(inner) = e {
-        tracing::error!(error = ?inner, "request failed");
-    }
-    let message = e.to_string();
-    s.emit(
-        events::ERROR,
-        &ErrorEvent {
-            message: message.clone(),
-            code: e.code(),
-        },
-    )
-    .ok();
-    ack.send(&AckError {
-        error: ErrorBody {
-            code: e.code(),
-            message,
-        },
-    })
-    .ok();
 }

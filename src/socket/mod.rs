@@ -4,7 +4,11 @@ pub mod dispatch;
 pub mod events;
 pub mod messaging;
 pub mod ping;
+pub mod receipts;
+pub mod reply;
 pub mod session;
+pub mod sync;
+pub mod typing;
 
 use socketioxide::{SocketIo, handler::ConnectHandler};
 

@@ -77,11 +77,7 @@ pub struct Arrival {
 impl<A: Adapter> FromMessageParts<A> for Arrival {
     type Error = Infallible;
 
-    fn from_message_parts(
-        s: &Arc<Socket<A>>,
-        _: &mut Value,
-        _: &Option<i64>,
-    ) -> Result<Self, Infallible> {
+    fn from_message_parts(s: &Arc<Socket<A>>, _: &mut Value, _: &Option<i64>) -> Result<Self, Infallible> {
         let session = s.extensions.get::<Arc<Session>>();
         let ticket = session
             .as_ref()

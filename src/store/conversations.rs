@@ -17,6 +17,7 @@ pub struct ConversationSummary {
     pub last_sent_at: Option<DateTime<Utc>>,
     pub last_sender_id: Option<i64>,
     pub unread_count: i64,
+    pub other_last_seen: Option<DateTime<Utc>>,
 }
 
 /// Every conversation of `user`, most recently updated first, in one query.
@@ -31,10 +32,12 @@ pub async fn list_for_user<C: ConnectionTrait>(
         "SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
                 lm.content AS last_content, lm.sent_at AS last_sent_at, lm.sender_id AS last_sender_id, \
                 (SELECT COUNT(*) FROM messages u \
-                  WHERE u.conversation_id = c.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id) AS unread_count \
+                  WHERE u.conversation_id = c.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id) AS unread_count, \
+                other.last_seen_at AS other_last_seen \
          FROM conversation_members me \
          JOIN conversations c ON c.id = me.conversation_id \
          LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq \
+         LEFT JOIN users other ON other.id = CASE WHEN c.user_a = me.user_id THEN c.user_b ELSE c.user_a END \
          WHERE me.user_id = $1 \
          ORDER BY c.updated_at DESC, c.id DESC",
         [user.into()],
@@ -50,14 +53,10 @@ struct Found {
 }
 
 /// Whether `user` is a member of `conversation` (false if it does not exist).
-pub async fn is_member<C: ConnectionTrait>(
-    db: &C,
-    conversation: i64,
-    user: i64,
-) -> anyhow::Result<bool> {
+pub async fn is_member<C: ConnectionTrait>(db: &C, conversation: i64, user: i64) -> anyhow::Result<bool> {
     Ok(Found::find_by_statement(stmt(
         db,
-        "SELECT 1 AS found FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
+        "SELECT conversation_id AS found FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
         [conversation.into(), user.into()],
     ))
     .one(db)
@@ -78,8 +77,7 @@ pub struct HistoryMessage {
     pub read_at: Option<DateTime<Utc>>,
 }
 
-const HISTORY_COLUMNS: &str =
-    "id, conversation_id, seq, sender_id, content, sent_at, delivered_at, read_at";
+const HISTORY_COLUMNS: &str = "id, conversation_id, seq, sender_id, content, sent_at, delivered_at, read_at";
 
 /// A page of history, newest first, and the conversation's message total.
 pub async fn page_by_offset<C: ConnectionTrait>(
@@ -100,12 +98,54 @@ pub async fn page_by_offset<C: ConnectionTrait>(
     Ok((messages, count(db, conversation).await?))
 }
 
+/// Up to `limit` messages after `after_seq`, oldest first; and whether more follow.
+pub async fn page_after_seq<C: ConnectionTrait>(
+    db: &C,
+    conversation: i64,
+    after_seq: i64,
+    limit: u64,
+) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
+    let mut messages = HistoryMessage::find_by_statement(stmt(
+        db,
+        &format!(
+            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
+        ),
+        [conversation.into(), after_seq.into(), (limit as i64 + 1).into()],
+    ))
+    .all(db)
+    .await?;
+    let has_more = messages.len() as u64 > limit;
+    messages.truncate(limit as usize);
+    Ok((messages, has_more))
+}
+
+/// Up to `limit` messages before `before_seq`, newest first; and whether older ones exist.
+pub async fn page_before_seq<C: ConnectionTrait>(
+    db: &C,
+    conversation: i64,
+    before_seq: i64,
+    limit: u64,
+) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
+    let mut messages = HistoryMessage::find_by_statement(stmt(
+        db,
+        &format!(
+            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        ),
+        [conversation.into(), before_seq.into(), (limit as i64 + 1).into()],
+    ))
+    .all(db)
+    .await?;
+    let has_more = messages.len() as u64 > limit;
+    messages.truncate(limit as usize);
+    Ok((messages, has_more))
+}
+
 #[derive(FromQueryResult)]
 struct Count {
     n: i64,
 }
 
-async fn count<C: ConnectionTrait>(db: &C, conversation: i64) -> anyhow::Result<i64> {
+pub async fn count<C: ConnectionTrait>(db: &C, conversation: i64) -> anyhow::Result<i64> {
     Ok(Count::find_by_statement(stmt(
         db,
         "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = $1",
@@ -116,41 +156,169 @@ async fn count<C: ConnectionTrait>(db: &C, conversation: i64) -> anyhow::Result<
     .map_or(0, |c| c.n))
 }
 
-/// Marks the other members' messages in `conversation` read by `reader`, up to the newest
-/// message; returns how many messages changed.
+/// What a read changed.
+#[derive(Debug, Default)]
+pub struct ReadChange {
+    pub marked: u64,
+    /// The newest message of each other sender now read: `(sender, message id)`.
+    pub newest_read: Vec<(i64, i64)>,
+    /// The id of the message at the read position, if the conversation has any.
+    pub up_to_message_id: Option<i64>,
+}
+
+#[derive(FromQueryResult)]
+struct SeqOf {
+    seq: i64,
+}
+
+#[derive(FromQueryResult)]
+struct NewestRead {
+    sender_id: i64,
+    id: i64,
+}
+
+/// The seq of message `message_id` if it belongs to `conversation`.
+pub async fn seq_of<C: ConnectionTrait>(
+    db: &C,
+    conversation: i64,
+    message_id: i64,
+) -> anyhow::Result<Option<i64>> {
+    Ok(SeqOf::find_by_statement(stmt(
+        db,
+        "SELECT seq FROM messages WHERE id = $1 AND conversation_id = $2",
+        [message_id.into(), conversation.into()],
+    ))
+    .one(db)
+    .await?
+    .map(|r| r.seq))
+}
+
+/// Marks the other members' messages up to `up_to_seq` (default: all) read by `reader`.
 pub async fn mark_read(
     db: &DatabaseConnection,
     conversation: i64,
     reader: i64,
+    up_to_seq: Option<i64>,
     now: DateTime<Utc>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<ReadChange> {
     let txn = db.begin().await?;
+    let target = match up_to_seq {
+        Some(seq) => seq,
+        None => SeqRow::find_by_statement(stmt(
+            &txn,
+            "SELECT last_seq AS seq FROM conversations WHERE id = $1",
+            [conversation.into()],
+        ))
+        .one(&txn)
+        .await?
+        .map_or(0, |r| r.seq),
+    };
     let marked = txn
         .execute_raw(stmt(
             &txn,
             "UPDATE messages SET read_at = $1 \
-             WHERE conversation_id = $2 AND sender_id <> $3 AND read_at IS NULL",
-            [now.into(), conversation.into(), reader.into()],
+             WHERE conversation_id = $2 AND sender_id <> $3 AND read_at IS NULL AND seq <= $4",
+            [now.into(), conversation.into(), reader.into(), target.into()],
         ))
         .await?
         .rows_affected();
-    // Reading implies delivery: a message read over REST was evidently received.
+    // Reading implies delivery: a message read is evidently received.
     txn.execute_raw(stmt(
         &txn,
         "UPDATE messages SET delivered_at = $1 \
-         WHERE conversation_id = $2 AND sender_id <> $3 AND delivered_at IS NULL",
-        [now.into(), conversation.into(), reader.into()],
+         WHERE conversation_id = $2 AND sender_id <> $3 AND delivered_at IS NULL AND seq <= $4",
+        [now.into(), conversation.into(), reader.into(), target.into()],
     ))
     .await?;
     txn.execute_raw(stmt(
         &txn,
         "UPDATE conversation_members SET \
-           read_seq = (SELECT last_seq FROM conversations WHERE id = $1), \
-           delivered_seq = (SELECT last_seq FROM conversations WHERE id = $1) \
-         WHERE conversation_id = $1 AND user_id = $2",
-        [conversation.into(), reader.into()],
+           read_seq = CASE WHEN read_seq < $1 THEN $1 ELSE read_seq END, \
+           delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END \
+         WHERE conversation_id = $2 AND user_id = $3",
+        [target.into(), conversation.into(), reader.into()],
     ))
     .await?;
+    let newest_read = NewestRead::find_by_statement(stmt(
+        &txn,
+        "SELECT m.sender_id, MAX(m.id) AS id FROM messages m \
+         WHERE m.conversation_id = $1 AND m.sender_id <> $2 AND m.seq <= $3 GROUP BY m.sender_id",
+        [conversation.into(), reader.into(), target.into()],
+    ))
+    .all(&txn)
+    .await?
+    .into_iter()
+    .map(|r| (r.sender_id, r.id))
+    .collect();
+    let up_to_message_id = ConversationIdRow::find_by_statement(stmt(
+        &txn,
+        "SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2",
+        [conversation.into(), target.into()],
+    ))
+    .one(&txn)
+    .await?
+    .map(|r| r.id);
     txn.commit().await?;
-    Ok(marked)
+    Ok(ReadChange {
+        marked,
+        newest_read,
+        up_to_message_id,
+    })
+}
+
+#[derive(FromQueryResult)]
+struct SeqRow {
+    seq: i64,
+}
+
+#[derive(FromQueryResult)]
+struct UserIdRow {
+    user_id: i64,
+}
+
+/// Everyone who shares a conversation with `user`.
+pub async fn contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<i64>> {
+    Ok(UserIdRow::find_by_statement(stmt(
+        db,
+        "SELECT DISTINCT other.user_id FROM conversation_members me \
+         JOIN conversation_members other ON other.conversation_id = me.conversation_id \
+         WHERE me.user_id = $1 AND other.user_id <> $1",
+        [user.into()],
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| r.user_id)
+    .collect())
+}
+
+/// The members of a conversation (empty if it does not exist).
+pub async fn members<C: ConnectionTrait>(db: &C, conversation: i64) -> anyhow::Result<Vec<i64>> {
+    Ok(UserIdRow::find_by_statement(stmt(
+        db,
+        "SELECT user_id FROM conversation_members WHERE conversation_id = $1",
+        [conversation.into()],
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| r.user_id)
+    .collect())
+}
+
+#[derive(FromQueryResult)]
+struct ConversationIdRow {
+    id: i64,
+}
+
+/// The direct conversation of two users, if they have one.
+pub async fn direct_between<C: ConnectionTrait>(db: &C, x: i64, y: i64) -> anyhow::Result<Option<i64>> {
+    Ok(ConversationIdRow::find_by_statement(stmt(
+        db,
+        "SELECT id FROM conversations WHERE user_a = $1 AND user_b = $2",
+        [x.min(y).into(), x.max(y).into()],
+    ))
+    .one(db)
+    .await?
+    .map(|r| r.id))
 }

@@ -124,9 +124,7 @@ pub async fn write_batch<C: ConnectionTrait>(
 
     let mut stored = Vec::with_capacity(batch.len());
     for (m, conv) in batch.iter().zip(&conv_of) {
-        let seq = next_seq
-            .get_mut(conv)
-            .expect("every conversation was counted");
+        let seq = next_seq.get_mut(conv).expect("every conversation was counted");
         stored.push(StoredMessage {
             id: 0,
             conversation_id: *conv,
@@ -140,21 +138,18 @@ pub async fn write_batch<C: ConnectionTrait>(
         *seq += 1;
     }
 
-    let rows = stored
-        .iter()
-        .zip(batch)
-        .map(|(s, m)| messages::ActiveModel {
-            conversation_id: Set(s.conversation_id),
-            seq: Set(s.seq),
-            sender_id: Set(s.sender_id),
-            client_msg_id: Set(m.client_msg_id.clone()),
-            content: Set(s.content.clone()),
-            sent_at: Set(now),
-            delivered_at: Set(s.delivered_at),
-            read_at: Set(None),
-            created_at: Set(now),
-            ..Default::default()
-        });
+    let rows = stored.iter().zip(batch).map(|(s, m)| messages::ActiveModel {
+        conversation_id: Set(s.conversation_id),
+        seq: Set(s.seq),
+        sender_id: Set(s.sender_id),
+        client_msg_id: Set(m.client_msg_id.clone()),
+        content: Set(s.content.clone()),
+        sent_at: Set(now),
+        delivered_at: Set(s.delivered_at),
+        read_at: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    });
     let inserted = messages::Entity::insert_many(rows)
         .exec_with_returning(txn)
         .await?;
@@ -164,20 +159,14 @@ pub async fn write_batch<C: ConnectionTrait>(
         .collect();
     for s in &mut stored {
         s.id = *ids.get(&(s.conversation_id, s.seq)).ok_or_else(|| {
-            anyhow::anyhow!(
-                "inserted message {}:{} not returned",
-                s.conversation_id,
-                s.seq
-            )
+            anyhow::anyhow!("inserted message {}:{} not returned", s.conversation_id, s.seq)
         })?;
     }
 
     // The recipient's delivered position moves to the newest message handed to a device.
     let mut delivered: HashMap<(i64, i64), i64> = HashMap::new();
     for s in stored.iter().filter(|s| s.delivered_at.is_some()) {
-        let e = delivered
-            .entry((s.conversation_id, s.recipient_id))
-            .or_default();
+        let e = delivered.entry((s.conversation_id, s.recipient_id)).or_default();
         *e = (*e).max(s.seq);
     }
     for ((conv, user), seq) in delivered {
@@ -201,4 +190,83 @@ pub async fn advance_delivered<C: ConnectionTrait>(
     ))
     .await?;
     Ok(())
+}
+
+#[derive(FromQueryResult)]
+struct ExistingRow {
+    id: i64,
+    conversation_id: i64,
+    seq: i64,
+    sender_id: i64,
+    client_msg_id: Option<String>,
+    content: String,
+    sent_at: DateTime<Utc>,
+    delivered_at: Option<DateTime<Utc>>,
+    user_a: Option<i64>,
+    user_b: Option<i64>,
+}
+
+/// Messages already stored under these `(sender, client_msg_id)` keys, by key.
+pub async fn find_by_client_ids<C: ConnectionTrait>(
+    db: &C,
+    keys: &[(i64, String)],
+) -> anyhow::Result<HashMap<(i64, String), StoredMessage>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut values = Vec::with_capacity(keys.len() * 2);
+    let mut tuples = Vec::with_capacity(keys.len());
+    for (i, (sender, id)) in keys.iter().enumerate() {
+        tuples.push(format!(
+            "(m.sender_id = ${} AND m.client_msg_id = ${})",
+            2 * i + 1,
+            2 * i + 2
+        ));
+        values.push((*sender).into());
+        values.push(id.clone().into());
+    }
+    let rows = ExistingRow::find_by_statement(stmt(
+        db,
+        &format!(
+            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.sent_at, \
+                    m.delivered_at, c.user_a, c.user_b \
+             FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE {}",
+            tuples.join(" OR ")
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let key = (r.sender_id, r.client_msg_id?);
+            let recipient_id = if r.user_a == Some(r.sender_id) {
+                r.user_b
+            } else {
+                r.user_a
+            }
+            .unwrap_or_default();
+            let msg = StoredMessage {
+                id: r.id,
+                conversation_id: r.conversation_id,
+                seq: r.seq,
+                sender_id: r.sender_id,
+                recipient_id,
+                content: r.content,
+                sent_at: r.sent_at,
+                delivered_at: r.delivered_at,
+            };
+            Some((key, msg))
+        })
+        .collect())
+}
+
+/// Whether `e` is the unique violation of an idempotency key (a concurrent retry won).
+pub fn is_duplicate_client_id(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<sea_orm::DbErr>()
+        .and_then(|e| e.sql_err())
+        .is_some_and(
+            |e| matches!(e, sea_orm::SqlErr::UniqueConstraintViolation(m) if m.contains("client_msg_id")),
+        )
 }

@@ -31,10 +31,7 @@ pub async fn insert<C: ConnectionTrait>(
     }
 }
 
-pub async fn by_email<C: ConnectionTrait>(
-    db: &C,
-    email: &str,
-) -> anyhow::Result<Option<users::Model>> {
+pub async fn by_email<C: ConnectionTrait>(db: &C, email: &str) -> anyhow::Result<Option<users::Model>> {
     Ok(users::Entity::find()
         .filter(users::Column::Email.eq(email))
         .one(db)
@@ -60,18 +57,30 @@ pub async fn existing_ids<C: ConnectionTrait>(db: &C, ids: &[i64]) -> anyhow::Re
         .await?)
 }
 
-pub async fn touch_last_seen<C: ConnectionTrait>(
-    db: &C,
-    id: i64,
-    at: DateTime<Utc>,
-) -> anyhow::Result<()> {
+pub async fn touch_last_seen<C: ConnectionTrait>(db: &C, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
     users::Entity::update_many()
-        .col_expr(
-            users::Column::LastSeenAt,
-            sea_orm::sea_query::Expr::value(at),
-        )
+        .col_expr(users::Column::LastSeenAt, sea_orm::sea_query::Expr::value(at))
         .filter(users::Column::Id.eq(id))
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// `last_seen_at` of each of `ids` that exists.
+pub async fn last_seen_of<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> anyhow::Result<Vec<(i64, Option<DateTime<Utc>>)>> {
+    use sea_orm::QuerySelect;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .column(users::Column::LastSeenAt)
+        .filter(users::Column::Id.is_in(ids.iter().copied()))
+        .into_tuple::<(i64, Option<DateTime<Utc>>)>()
+        .all(db)
+        .await?)
 }

@@ -9,13 +9,13 @@ mod writer;
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     DomainError, DomainResult,
     presence::{DeviceId, Presence},
-    types::Content,
+    types::{ClientMsgId, Content},
 };
 pub use crate::store::{delivery::QueuedMessage, messages::StoredMessage};
 
@@ -26,6 +26,7 @@ pub struct SendRequest {
     pub device: DeviceId,
     pub to_user_id: i64,
     pub content: Content,
+    pub client_msg_id: Option<ClientMsgId>,
 }
 
 impl SendRequest {
@@ -35,6 +36,7 @@ impl SendRequest {
         device: DeviceId,
         to_user_id: i64,
         content: Content,
+        client_msg_id: Option<ClientMsgId>,
     ) -> DomainResult<Self> {
         if to_user_id == sender_id {
             return Err(DomainError::SelfRecipient);
@@ -47,6 +49,7 @@ impl SendRequest {
             device,
             to_user_id,
             content,
+            client_msg_id,
         })
     }
 }
@@ -54,9 +57,8 @@ impl SendRequest {
 /// What the transport must announce, in exactly this order.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Committed messages, each with the device that sent it. Those with `delivered_at`
-    /// go to the recipient's devices now; the others wait in the offline queue.
-    Stored(Vec<(DeviceId, StoredMessage)>),
+    /// Committed messages, each with the device that sent it, in send order.
+    Stored(Vec<Stored>),
     /// A device came online: hand it the queued messages (already marked delivered at
     /// `delivered_at`), then let it receive live messages.
     CatchUp {
@@ -65,20 +67,54 @@ pub enum Outcome {
         messages: Vec<QueuedMessage>,
         delivered_at: DateTime<Utc>,
     },
+    /// A user came online (`last_seen` is None) or went offline; tell their contacts.
+    Presence {
+        user_id: i64,
+        online: bool,
+        last_seen: Option<DateTime<Utc>>,
+        contacts: Vec<i64>,
+    },
+    /// A member read a conversation up to a message.
+    Read(ReadReceipt),
     /// The queue could not be read: the device must reconnect rather than miss messages.
     CatchUpFailed { device: DeviceId },
 }
 
-enum Command {
+/// One answered send.
+#[derive(Debug)]
+pub struct Stored {
+    pub device: DeviceId,
+    pub message: StoredMessage,
+    /// False for a retry of an already stored `client_msg_id`: recipients saw it already.
+    pub fresh: bool,
+}
+
+/// A conversation read by one member, for the senders and the reader's other devices.
+#[derive(Debug, Clone)]
+pub struct ReadReceipt {
+    pub conversation_id: i64,
+    pub reader_id: i64,
+    /// The device that asked, which needs no echo; None for REST.
+    pub reader_device: Option<DeviceId>,
+    /// The newest message of each other sender now read, as `(sender, message id)`.
+    pub newest_read: Vec<(i64, i64)>,
+    /// The newest message of the conversation covered by the read.
+    pub up_to_message_id: i64,
+    pub read_at: DateTime<Utc>,
+}
+
+pub(crate) enum Command {
     Send(SendRequest, oneshot::Sender<DomainResult<StoredMessage>>),
     Connect { user_id: i64, device: DeviceId },
     Disconnect { user_id: i64, device: DeviceId },
+    GraceExpired { user_id: i64, generation: u64 },
 }
 
 /// A cheap handle to this node's writer.
 #[derive(Clone)]
 pub struct Messaging {
     tx: mpsc::Sender<Command>,
+    out: mpsc::UnboundedSender<Outcome>,
 }
 
 /// How many sends may wait for the writer before senders are slowed down.
@@ -89,11 +125,24 @@ impl Messaging {
     pub fn start(
         db: DatabaseConnection,
         presence: Arc<Presence>,
+        grace: Duration,
     ) -> (Self, mpsc::UnboundedReceiver<Outcome>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(db, presence, rx, out_tx));
-        (Messaging { tx }, out_rx)
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let setup = writer::Setup {
+            db,
+            presence,
+            out: out.clone(),
+            queue: tx.downgrade(),
+            grace,
+        };
+        tokio::spawn(writer::run(setup, rx));
+        (Messaging { tx, out }, out_rx)
+    }
+
+    /// Passes a read receipt to the transport.
+    pub fn announce_read(&self, receipt: ReadReceipt) {
+        let _ = self.out.send(Outcome::Read(receipt));
     }
 
     /// Queues a send. Sends queued one after another are stored and announced in that

@@ -1,13 +1,21 @@
 //! The writer task: drains the command queue in order, storing sends in batches.
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
-use chrono::Utc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Outcome, SendRequest, StoredMessage};
+use super::{Command, Outcome, SendRequest, Stored, StoredMessage};
 use crate::{
-    domain::{DomainError, DomainResult, presence::Presence},
+    domain::{
+        DomainError, DomainResult,
+        presence::{Arrival, Departure, Presence},
+    },
     store::{self, messages::NewMessage},
 };
 
@@ -22,21 +30,36 @@ struct Writer {
     db: DatabaseConnection,
     presence: Arc<Presence>,
     out: mpsc::UnboundedSender<Outcome>,
+    /// Our own queue, to come back after a grace period (weak: it must not keep us alive).
+    queue: mpsc::WeakSender<Command>,
+    grace: Duration,
     pairs: store::messages::PairCache,
     /// Users never disappear, so a positive existence check is cached.
     known_users: HashSet<i64>,
 }
 
-pub(super) async fn run(
-    db: DatabaseConnection,
-    presence: Arc<Presence>,
-    mut rx: mpsc::Receiver<Command>,
-    out: mpsc::UnboundedSender<Outcome>,
-) {
+pub(super) struct Setup {
+    pub db: DatabaseConnection,
+    pub presence: Arc<Presence>,
+    pub out: mpsc::UnboundedSender<Outcome>,
+    pub queue: mpsc::WeakSender<Command>,
+    pub grace: Duration,
+}
+
+pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
+    let Setup {
+        db,
+        presence,
+        out,
+        queue,
+        grace,
+    } = setup;
     let mut w = Writer {
         db,
         presence,
         out,
+        queue,
+        grace,
         pairs: Default::default(),
         known_users: HashSet::new(),
     };
@@ -54,6 +77,10 @@ pub(super) async fn run(
                     w.store_sends(&mut sends).await;
                     w.disconnect(user_id, device).await;
                 }
+                Command::GraceExpired { user_id, generation } => {
+                    w.store_sends(&mut sends).await;
+                    w.grace_expired(user_id, generation).await;
+                }
             }
         }
         w.store_sends(&mut sends).await;
@@ -65,45 +92,108 @@ impl Writer {
         if sends.is_empty() {
             return;
         }
-        let batch: Vec<(SendRequest, Reply)> = sends.drain(..).collect();
-        let batch = match self.drop_unknown_recipients(batch).await {
-            Ok(batch) => batch,
-            Err(()) => return,
+        let Ok(batch) = self.drop_unknown_recipients(sends.drain(..).collect()).await else {
+            return;
         };
         if batch.is_empty() {
             return;
         }
-        let rows: Vec<NewMessage> = batch
+        // A retry racing its original on another node loses on the unique key; the second
+        // attempt then finds the original and answers with it.
+        let mut attempt = 0;
+        let results = loop {
+            attempt += 1;
+            match self.try_store(&batch).await {
+                Ok(results) => break results,
+                Err(e) if attempt == 1 && store::messages::is_duplicate_client_id(&e) => continue,
+                Err(e) => {
+                    tracing::error!(error = ?e, batch = batch.len(), "storing a batch of messages failed");
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(DomainError::Internal(anyhow::anyhow!("batch failed"))));
+                    }
+                    return;
+                }
+            }
+        };
+        let mut announce = Vec::with_capacity(results.len());
+        let mut replies = Vec::with_capacity(results.len());
+        for ((req, reply), (message, fresh)) in batch.into_iter().zip(results) {
+            announce.push(Stored {
+                device: req.device,
+                message: message.clone(),
+                fresh,
+            });
+            replies.push((reply, message));
+        }
+        let _ = self.out.send(Outcome::Stored(announce));
+        for (reply, message) in replies {
+            let _ = reply.send(Ok(message));
+        }
+    }
+
+    /// Stores the batch's new messages; returns every request's message and whether it is new.
+    async fn try_store(
+        &mut self,
+        batch: &[(SendRequest, Reply)],
+    ) -> anyhow::Result<Vec<(StoredMessage, bool)>> {
+        let key = |req: &SendRequest| {
+            req.client_msg_id
+                .as_ref()
+                .map(|c| (req.sender_id, c.as_str().to_owned()))
+        };
+        let keys: Vec<(i64, String)> = batch
             .iter()
-            .map(|(req, _)| NewMessage {
+            .filter_map(|(req, _)| key(req))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let existing = store::messages::find_by_client_ids(&self.db, &keys).await?;
+
+        enum Plan {
+            Existing(StoredMessage),
+            New(usize),
+            SameAs(usize),
+        }
+        let mut first_row = HashMap::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut plan = Vec::with_capacity(batch.len());
+        for (req, _) in batch {
+            let k = key(req);
+            if let Some(k) = &k {
+                if let Some(m) = existing.get(k) {
+                    plan.push(Plan::Existing(m.clone()));
+                    continue;
+                }
+                if let Some(row) = first_row.get(k) {
+                    plan.push(Plan::SameAs(*row));
+                    continue;
+                }
+            }
+            if let Some(k) = k {
+                first_row.insert(k, rows.len());
+            }
+            plan.push(Plan::New(rows.len()));
+            rows.push(NewMessage {
                 sender_id: req.sender_id,
                 recipient_id: req.to_user_id,
                 content: req.content.clone().into_inner(),
-                client_msg_id: None,
-                deliver_now: self.presence.is_online(req.to_user_id),
-            })
-            .collect();
-
-        match self.write(&rows).await {
-            Ok(stored) => {
-                let mut announce = Vec::with_capacity(stored.len());
-                let mut replies = Vec::with_capacity(stored.len());
-                for ((req, reply), msg) in batch.into_iter().zip(stored) {
-                    announce.push((req.device, msg.clone()));
-                    replies.push((reply, msg));
-                }
-                let _ = self.out.send(Outcome::Stored(announce));
-                for (reply, msg) in replies {
-                    let _ = reply.send(Ok(msg));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, batch = rows.len(), "storing a batch of messages failed");
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(DomainError::Internal(anyhow::anyhow!("batch failed"))));
-                }
-            }
+                client_msg_id: req.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
+                deliver_now: self.presence.is_connected(req.to_user_id),
+            });
         }
+        let stored = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.write(&rows).await?
+        };
+        Ok(plan
+            .into_iter()
+            .map(|p| match p {
+                Plan::Existing(m) => (m, false),
+                Plan::New(i) => (stored[i].clone(), true),
+                Plan::SameAs(i) => (stored[i].clone(), false),
+            })
+            .collect())
     }
 
     async fn write(&mut self, rows: &[NewMessage]) -> anyhow::Result<Vec<StoredMessage>> {
@@ -159,34 +249,72 @@ impl Writer {
         let now = Utc::now();
         let taken = async {
             let txn = self.db.begin().await?;
-            let queued =
-                store::delivery::take_undelivered(&txn, user_id, MAX_CATCH_UP, now).await?;
+            let queued = store::delivery::take_undelivered(&txn, user_id, MAX_CATCH_UP, now).await?;
             txn.commit().await?;
             anyhow::Ok(queued)
         }
         .await;
-        match taken {
-            Ok(messages) => {
-                self.presence.device_connected(user_id, &device);
-                let _ = self.out.send(Outcome::CatchUp {
-                    device,
-                    user_id,
-                    messages,
-                    delivered_at: now,
-                });
-            }
+        let messages = match taken {
+            Ok(messages) => messages,
             Err(e) => {
                 tracing::error!(error = ?e, user_id, "reading the offline queue failed");
                 let _ = self.out.send(Outcome::CatchUpFailed { device });
+                return;
             }
+        };
+        let arrival = self.presence.device_connected(user_id, &device);
+        let _ = self.out.send(Outcome::CatchUp {
+            device,
+            user_id,
+            messages,
+            delivered_at: now,
+        });
+        if arrival == Arrival::CameOnline {
+            self.announce_presence(user_id, None).await;
         }
     }
 
     async fn disconnect(&mut self, user_id: i64, device: String) {
-        if self.presence.device_disconnected(user_id, &device) {
-            if let Err(e) = store::users::touch_last_seen(&self.db, user_id, Utc::now()).await {
-                tracing::warn!(error = ?e, user_id, "storing last_seen_at failed");
+        let Departure::Lingering { generation } =
+            self.presence.device_disconnected(user_id, &device, Utc::now())
+        else {
+            return;
+        };
+        if self.grace.is_zero() {
+            return self.grace_expired(user_id, generation).await;
+        }
+        let (queue, grace) = (self.queue.clone(), self.grace);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(queue) = queue.upgrade() {
+                let _ = queue.send(Command::GraceExpired { user_id, generation }).await;
             }
+        });
+    }
+
+    async fn grace_expired(&mut self, user_id: i64, generation: u64) {
+        let Some(last_seen) = self.presence.expire(user_id, generation) else {
+            return;
+        };
+        if let Err(e) = store::users::touch_last_seen(&self.db, user_id, last_seen).await {
+            tracing::warn!(error = ?e, user_id, "storing last_seen_at failed");
+        }
+        self.announce_presence(user_id, Some(last_seen)).await;
+    }
+
+    /// Tells everyone who shares a conversation with the user.
+    async fn announce_presence(&mut self, user_id: i64, last_seen: Option<DateTime<Utc>>) {
+        match store::conversations::contacts(&self.db, user_id).await {
+            Ok(contacts) if !contacts.is_empty() => {
+                let _ = self.out.send(Outcome::Presence {
+                    user_id,
+                    online: last_seen.is_none(),
+                    last_seen,
+                    contacts,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = ?e, user_id, "presence not announced: contacts unavailable"),
         }
     }
 }

@@ -1,0 +1,41 @@
+//! What a user may know about the people they talk to: presence and last seen.
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+
+use super::{DomainResult, presence::Presence};
+use crate::store;
+
+/// One contact's presence.
+pub struct ContactPresence {
+    pub user_id: i64,
+    pub online: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Most ids one presence query may ask about.
+pub const MAX_PRESENCE_IDS: usize = 500;
+
+/// Presence of the requested users who share a conversation with `caller`; others are omitted.
+pub async fn presence_of(
+    db: &DatabaseConnection,
+    presence: &Presence,
+    caller: i64,
+    requested: &[i64],
+) -> DomainResult<Vec<ContactPresence>> {
+    let contacts = store::conversations::contacts(db, caller).await?;
+    let visible: Vec<i64> = requested
+        .iter()
+        .copied()
+        .filter(|id| contacts.contains(id))
+        .collect();
+    let mut rows = store::users::last_seen_of(db, &visible).await?;
+    rows.sort_by_key(|(id, _)| visible.iter().position(|v| v == id));
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, last_seen)| ContactPresence {
+            user_id,
+            online: presence.appears_online(user_id),
+            last_seen,
+        })
+        .collect())
+}
