@@ -24,8 +24,31 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
             });
     } else {
         opts.max_connections(16).min_connections(2);
+        if let Some(port) = postgres_port(url) {
+            // Per sqlx connection (SeaORM's own after_connect runs once per pool).
+            opts.map_sqlx_postgres_pool_opts(move |pool| {
+                pool.after_connect(move |_conn, _meta| {
+                    Box::pin(async move {
+                        super::nodelay::apply(port);
+                        Ok(())
+                    })
+                })
+            });
+        }
     }
     Ok(Database::connect(opts).await?)
+}
+
+/// The TCP port of a `postgres://` URL (None for Unix-socket URLs).
+fn postgres_port(url: &str) -> Option<u16> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed
+        .query_pairs()
+        .any(|(k, v)| k == "host" && v.starts_with('/'))
+    {
+        return None;
+    }
+    Some(parsed.port().unwrap_or(5432))
 }
 
 /// Applies pending migrations.

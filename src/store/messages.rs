@@ -41,8 +41,32 @@ struct IdRow {
 }
 
 #[derive(FromQueryResult)]
-struct SeqRow {
+struct CounterRow {
+    id: i64,
     last_seq: i64,
+}
+
+/// `($k, $k+1), …` for rows of integers, numbered after the `leading` values, which come
+/// first in the returned values. `VALUES` columns are named column1, column2… on both
+/// SQLite and PostgreSQL.
+fn values_list<const N: usize>(
+    leading: Vec<sea_orm::Value>,
+    rows: impl Iterator<Item = [i64; N]>,
+) -> (String, Vec<sea_orm::Value>) {
+    let mut values = leading;
+    let mut tuples = Vec::new();
+    for row in rows {
+        let start = values.len() + 1;
+        tuples.push(format!(
+            "({})",
+            (start..start + N)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        values.extend(row.map(sea_orm::Value::from));
+    }
+    (tuples.join(", "), values)
 }
 
 /// Caches `(user_a, user_b) → conversation id`. A direct conversation's id never changes
@@ -109,16 +133,26 @@ pub async fn write_batch<C: ConnectionTrait>(
         }
     }
 
+    // One statement bumps every counter the batch touches; the row locks it takes order
+    // concurrent writers (other nodes) per conversation.
+    let (tuples, values) = values_list(vec![now.into()], counts.iter().map(|(conv, n)| [*conv, *n]));
+    let bumped = CounterRow::find_by_statement(stmt(
+        txn,
+        &format!(
+            "UPDATE conversations SET last_seq = conversations.last_seq + v.column2, updated_at = $1 \
+             FROM (VALUES {tuples}) AS v WHERE conversations.id = v.column1 \
+             RETURNING conversations.id, conversations.last_seq"
+        ),
+        values,
+    ))
+    .all(txn)
+    .await?;
     let mut next_seq: HashMap<i64, i64> = HashMap::with_capacity(counts.len());
     for (conv, n) in &counts {
-        let row = SeqRow::find_by_statement(stmt(
-            txn,
-            "UPDATE conversations SET last_seq = last_seq + $1, updated_at = $2 WHERE id = $3 RETURNING last_seq",
-            [(*n).into(), now.into(), (*conv).into()],
-        ))
-        .one(txn)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("conversation {conv} vanished while sending"))?;
+        let row = bumped
+            .iter()
+            .find(|r| r.id == *conv)
+            .ok_or_else(|| anyhow::anyhow!("conversation {conv} vanished while sending"))?;
         next_seq.insert(*conv, row.last_seq - n + 1);
     }
 
@@ -169,8 +203,22 @@ pub async fn write_batch<C: ConnectionTrait>(
         let e = delivered.entry((s.conversation_id, s.recipient_id)).or_default();
         *e = (*e).max(s.seq);
     }
-    for ((conv, user), seq) in delivered {
-        advance_delivered(txn, conv, user, seq).await?;
+    if !delivered.is_empty() {
+        let (tuples, values) = values_list(
+            Vec::new(),
+            delivered.iter().map(|((conv, user), seq)| [*conv, *user, *seq]),
+        );
+        txn.execute_raw(stmt(
+            txn,
+            &format!(
+                "UPDATE conversation_members SET delivered_seq = v.column3 FROM (VALUES {tuples}) AS v \
+                 WHERE conversation_members.conversation_id = v.column1 \
+                   AND conversation_members.user_id = v.column2 \
+                   AND conversation_members.delivered_seq < v.column3"
+            ),
+            values,
+        ))
+        .await?;
     }
     Ok(stored)
 }

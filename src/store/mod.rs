@@ -4,6 +4,7 @@ pub mod conversations;
 pub mod db;
 pub mod delivery;
 pub mod messages;
+mod nodelay;
 pub mod users;
 
 use sea_orm::{ConnectionTrait, Statement, Value};

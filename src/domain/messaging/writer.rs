@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Most sends stored in one transaction.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 512;
 /// Most queued messages handed to a device when it connects; the rest stay queued.
 const MAX_CATCH_UP: u64 = 5_000;
 
@@ -197,12 +197,18 @@ impl Writer {
     }
 
     async fn write(&mut self, rows: &[NewMessage]) -> anyhow::Result<Vec<StoredMessage>> {
+        let started = std::time::Instant::now();
         let txn = self.db.begin().await?;
         let mut pairs = self.pairs.clone();
         let stored = store::messages::write_batch(&txn, &mut pairs, rows).await?;
         txn.commit().await?;
         // Only ids of committed conversations may be remembered.
         self.pairs = pairs;
+        tracing::debug!(
+            messages = rows.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
         Ok(stored)
     }
 

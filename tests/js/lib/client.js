@@ -89,6 +89,20 @@ export class Client {
     this.socket.emit(event, ...args);
   }
 
+  /**
+   * Emits `event` with an acknowledgement callback (socket.io-client's
+   * `emitWithAck`) and resolves to the server's answer; rejects if none comes
+   * within `timeoutMs`.
+   */
+  async request(event, payload, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    try {
+      return await this.socket.timeout(timeoutMs).emitWithAck(event, payload);
+    } catch (error) {
+      throw new Error(`${this.name}: no acknowledgement for "${event}" within ${timeoutMs} ms ` +
+        `(${error.message}); received so far: ${this.#summary()}`);
+    }
+  }
+
   /** The next not-yet-expected `event` payload, waiting for it if need be. */
   expect(event, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
     const index = this.#consumed.get(event) ?? 0;

@@ -1,0 +1,48 @@
+// Small REST and waiting helpers shared by the realtime-state tests
+// (presence, typing, receipts, reliability). Every helper asserts the status it
+// expects, so a failing request shows up where it happened, with its body.
+
+import assert from "node:assert/strict";
+import { sleep } from "./client.js";
+
+/** The caller's view of a conversation's history: { messages, total, has_more }. */
+export async function history(server, user, conversationId, query = "") {
+  const res = await server.http("GET", `/api/messages?conversation_id=${conversationId}${query}`, {
+    token: user.token,
+  });
+  assert.equal(res.status, 200, `history of ${conversationId}${query}: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** The caller's conversation list. */
+export async function conversationsOf(server, user) {
+  const res = await server.http("GET", "/api/conversations", { token: user.token });
+  assert.equal(res.status, 200, `conversation list: ${res.status} ${res.text}`);
+  return res.body.conversations;
+}
+
+/** `GET /api/presence?user_ids=…` as `viewer`; resolves to the `users` array. */
+export async function presenceOf(server, viewer, ids) {
+  const res = await server.http("GET", `/api/presence?user_ids=${ids.join(",")}`, {
+    token: viewer.token,
+  });
+  assert.equal(res.status, 200, `presence of ${ids}: ${res.status} ${res.text}`);
+  return res.body.users;
+}
+
+/**
+ * Calls `probe` until it returns a truthy value (which is returned), or fails
+ * with `what` after `timeoutMs`. For server-side state that trails an event.
+ */
+export async function eventually(probe, { timeoutMs = 5_000, intervalMs = 50, what = "condition" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last) return last;
+    if (Date.now() > deadline) {
+      assert.fail(`${what} did not hold within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+    }
+    await sleep(intervalMs);
+  }
+}
