@@ -1,0 +1,13 @@
+-- The REST scenario's data: user 1 talks to users 2..1001, five messages each, and has a
+-- 5,000-message conversation with user 2 (conversation 1).
+INSERT INTO users (email, password_hash, display_name, created_at)
+  SELECT 'rest' || g || '@bench.example', 'x', 'rest' || g, now() FROM generate_series(1, 1001) g;
+INSERT INTO conversations (kind, user_a, user_b, created_at, updated_at, last_seq)
+  SELECT 'direct', 1, g, now(), now() - (g || ' seconds')::interval, CASE WHEN g = 2 THEN 5000 ELSE 5 END
+  FROM generate_series(2, 1001) g;
+INSERT INTO conversation_members (conversation_id, user_id, role, joined_at, delivered_seq, read_seq)
+  SELECT c.id, u.uid, 'member', now(), 0, 0 FROM conversations c, LATERAL (VALUES (c.user_a), (c.user_b)) u(uid);
+INSERT INTO messages (conversation_id, seq, sender_id, content, sent_at, created_at)
+  SELECT c.id, s, CASE WHEN s % 2 = 0 THEN c.user_a ELSE c.user_b END, 'message ' || s, now(), now()
+  FROM conversations c, LATERAL generate_series(1, c.last_seq) s;
+ANALYZE;

@@ -1,0 +1,47 @@
+"""Prints the benchmark results (JSON lines on stdin) as Markdown tables."""
+import json
+import sys
+
+rows = [json.loads(line) for line in sys.stdin if line.strip().startswith("{")]
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
+
+
+pairs = [r for r in rows if r["scenario"] == "pairs"]
+if pairs:
+    ceiling = next((r["report"]["msgs_per_sec"] for r in pairs if r["label"].startswith("ceiling")), None)
+    print("### Scenario 1: 1:1 throughput and latency\n")
+    print("| system | msg/s | % of ceiling | p50 ms | p99 ms | max ms | missing | duplicated | reordered | server CPU s | generator CPU s | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in pairs:
+        p = r["report"]
+        share = f"{100 * p['msgs_per_sec'] / ceiling:.0f}%" if ceiling else "n/a"
+        print(f"| {r['label']} | {fmt(p['msgs_per_sec'], 0)} | {share} | {fmt(p['p50_ms'])} | {fmt(p['p99_ms'])} | "
+              f"{fmt(p['max_ms'])} | {p['missing']} | {p['duplicated']} | {p['reordered']} | "
+              f"{fmt(p['server_cpu_s'], 2)} | {fmt(p['generator_cpu_s'], 2)} | {fmt(p['seconds'], 2)} |")
+    print()
+
+conns = [r for r in rows if r["scenario"] == "connect"]
+if conns:
+    print("### Scenario 3: connect storm and idle memory\n")
+    print("| system | sockets | failed | storm s | server RSS before MiB | after MiB | KiB per socket |")
+    print("|---|---|---|---|---|---|---|")
+    for r in conns:
+        p = r["report"]
+        mib = lambda k: fmt(k / 1024, 1) if k is not None else "n/a"
+        print(f"| {r['label']} | {p['sockets']:,} | {p['failed']} | {fmt(p['storm_seconds'], 2)} | "
+              f"{mib(p['server_rss_before_kib'])} | {mib(p['server_rss_after_kib'])} | {fmt(p['kib_per_socket'])} |")
+    print()
+
+rest = [r for r in rows if r["scenario"] == "rest"]
+if rest:
+    print("### Scenario 4: REST under load (wrk, 2 threads, 32 connections, 10 s)\n")
+    print("| request | requests/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|")
+    for r in rest:
+        p = r["report"]
+        print(f"| `{r['label']}` | {fmt(p['requests_per_sec'], 0)} | {fmt(p['p50_ms'], 2)} | {fmt(p['p99_ms'], 2)} | {p['non_2xx']} |")

@@ -1,0 +1,85 @@
+//! The load generator's counters, checked against servers known to be right and wrong:
+//! the ceiling relay, honest and with deliberate faults.
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ceiling(fault: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bench-ceiling"))
+        .args(["--port", "0", "--fault", fault])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ceiling starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().expect("listening line").to_owned();
+    Server(child, format!("http://{addr}"))
+}
+
+const PAIRS: u64 = 5;
+const MESSAGES: u64 = 40;
+
+fn run_pairs(server: &Server) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_realtime-chat-bench"))
+        .args(["pairs", "--url", &server.1, "--secret", "smoke", "--drain-secs", "1"])
+        // One message in flight per sender: the relay's concurrent handlers cannot reorder,
+        // so every disorder counted is the one the fault injected.
+        .args(["--pairs", &PAIRS.to_string(), "--messages", &MESSAGES.to_string(), "--window", "1"])
+        .arg("--server-pid")
+        .arg(server.0.id().to_string())
+        .output()
+        .expect("generator runs");
+    assert!(out.status.success(), "generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    line["report"].clone()
+}
+
+#[test]
+fn an_honest_server_scores_clean() {
+    let r = run_pairs(&ceiling("none"));
+    assert_eq!(r["expected"], PAIRS * MESSAGES);
+    assert_eq!(r["delivered"], PAIRS * MESSAGES);
+    assert_eq!(r["missing"], 0);
+    assert_eq!(r["duplicated"], 0);
+    assert_eq!(r["reordered"], 0);
+    assert!(r["server_cpu_s"].as_f64().is_some(), "server CPU is reported");
+    assert!(r["msgs_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn dropped_messages_are_counted_missing() {
+    let r = run_pairs(&ceiling("drop:10"));
+    // Every 10th message of each sender never arrives.
+    assert_eq!(r["missing"], PAIRS * MESSAGES / 10);
+    assert_eq!(r["delivered"], PAIRS * MESSAGES - PAIRS * MESSAGES / 10);
+    assert_eq!(r["duplicated"], 0);
+}
+
+#[test]
+fn duplicated_messages_are_counted_once_each() {
+    let r = run_pairs(&ceiling("duplicate:10"));
+    assert_eq!(r["duplicated"], PAIRS * MESSAGES / 10);
+    assert_eq!(r["missing"], 0);
+    assert_eq!(r["delivered"], PAIRS * MESSAGES);
+}
+
+#[test]
+fn swapped_messages_are_counted_reordered() {
+    let r = run_pairs(&ceiling("reorder"));
+    // The relay swaps every two consecutive messages of a sender: half arrive late.
+    assert_eq!(r["reordered"], PAIRS * MESSAGES / 2);
+    assert_eq!(r["missing"], 0);
+    assert_eq!(r["duplicated"], 0);
+}
