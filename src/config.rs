@@ -70,22 +70,6 @@ impl Config {
         {
             return Err(bad("DATABASE_URL", "must start with sqlite:// or postgres://"));
         }
-        let jwt_secret = match var("JWT_SECRET") {
-            Some(s) if s.len() >= MIN_SECRET_BYTES => s.into_bytes(),
-            Some(_) => {
-                return Err(bad(
-                    "JWT_SECRET",
-                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
-                ));
-            }
-            None if is_sqlite => local_secret(&database_url)?,
-            None => {
-                return Err(bad(
-                    "JWT_SECRET",
-                    "required with PostgreSQL (every node must share it)",
-                ));
-            }
-        };
         let jwt_expires_in_hours: i64 = parse("JWT_EXPIRES_IN_HOURS", 24)?;
         if !(1..=24 * 365).contains(&jwt_expires_in_hours) {
             return Err(bad("JWT_EXPIRES_IN_HOURS", "must be between 1 and 8760"));
@@ -118,6 +102,23 @@ impl Config {
                 return Err(bad(name, "must be at most 3600000 (one hour)"));
             }
             Ok(Duration::from_millis(ms))
+        };
+        // Last, once everything else is valid: with SQLite this may create the secret file.
+        let jwt_secret = match var("JWT_SECRET") {
+            Some(s) if s.len() >= MIN_SECRET_BYTES => s.into_bytes(),
+            Some(_) => {
+                return Err(bad(
+                    "JWT_SECRET",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                ));
+            }
+            None if is_sqlite => local_secret(&database_url)?,
+            None => {
+                return Err(bad(
+                    "JWT_SECRET",
+                    "required with PostgreSQL (every node must share it)",
+                ));
+            }
         };
         Ok(Config {
             presence_grace: millis("PRESENCE_GRACE_MS", 5_000)?,

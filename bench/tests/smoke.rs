@@ -23,7 +23,9 @@ fn ceiling(fault: &str) -> Server {
         .spawn()
         .expect("ceiling starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line.trim().rsplit(' ').next().expect("listening line").to_owned();
     Server(child, format!("http://{addr}"))
 }
@@ -33,15 +35,34 @@ const MESSAGES: u64 = 40;
 
 fn run_pairs(server: &Server) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_realtime-chat-bench"))
-        .args(["pairs", "--url", &server.1, "--secret", "smoke", "--drain-secs", "1"])
+        .args([
+            "pairs",
+            "--url",
+            &server.1,
+            "--secret",
+            "smoke",
+            "--drain-secs",
+            "1",
+        ])
         // One message in flight per sender: the relay's concurrent handlers cannot reorder,
         // so every disorder counted is the one the fault injected.
-        .args(["--pairs", &PAIRS.to_string(), "--messages", &MESSAGES.to_string(), "--window", "1"])
+        .args([
+            "--pairs",
+            &PAIRS.to_string(),
+            "--messages",
+            &MESSAGES.to_string(),
+            "--window",
+            "1",
+        ])
         .arg("--server-pid")
         .arg(server.0.id().to_string())
         .output()
         .expect("generator runs");
-    assert!(out.status.success(), "generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "generator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
     line["report"].clone()
 }
