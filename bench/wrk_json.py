@@ -4,6 +4,7 @@ import re
 import sys
 
 path = sys.argv[1]
+connections = int(sys.argv[2])
 text = sys.stdin.read()
 
 
@@ -15,5 +16,6 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(json.dumps({"scenario": "rest", "label": path, "report": {
+    "connections": connections,
     "requests_per_sec": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
     "non_2xx": int(errors.group(1)) if errors else 0}}))

@@ -16,7 +16,7 @@ use tower_http::{
 use crate::{
     auth::jwt::JwtKeys,
     config::{Config, CorsOrigins},
-    domain::{messaging::Messaging, presence::Presence, typing::Typing},
+    domain::{accounts::KnownUsers, messaging::Messaging, presence::Presence, typing::Typing},
     http, socket, store,
 };
 
@@ -29,6 +29,7 @@ pub struct AppState {
     pub messaging: Messaging,
     pub presence: Arc<Presence>,
     pub typing: Arc<Typing>,
+    pub known_users: Arc<KnownUsers>,
 }
 
 /// Largest REST request body.
@@ -77,11 +78,16 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
         messaging,
         presence,
         typing: Arc::new(Typing::new(config.typing_throttle)),
+        known_users: Arc::default(),
     };
 
     let (sio_layer, io) = SocketIo::builder()
         .with_state(state.clone())
         .max_payload(config.max_message_bytes as u64 + PACKET_OVERHEAD)
+        // The default accepts 64 MiB websocket frames; nothing we accept is near that.
+        .ws_max_message_size(config.max_message_bytes + PACKET_OVERHEAD as usize)
+        // Idle sockets dominate memory; 1 KiB reads suffice for chat-sized frames.
+        .ws_read_buffer_size(1024)
         // Room for a burst (a catch-up, many senders at once) without dropping packets.
         .max_buffer_size(8 * 1024)
         .connect_timeout(Duration::from_secs(45))

@@ -14,6 +14,8 @@ pub struct Model {
     pub delivered_seq: i64,
     /// Highest message seq read by this member.
     pub read_seq: i64,
+    /// Messages from other members after `read_seq`.
+    pub unread_count: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

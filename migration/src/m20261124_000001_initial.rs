@@ -38,6 +38,7 @@ enum ConversationMembers {
     JoinedAt,
     DeliveredSeq,
     ReadSeq,
+    UnreadCount,
 }
 
 #[derive(Iden)]
@@ -170,6 +171,14 @@ impl MigrationTrait for Migration {
                     )
                     .col(
                         ColumnDef::new(ConversationMembers::ReadSeq)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    // Messages from others after read_seq, kept by the writer so the
+                    // conversation list never counts.
+                    .col(
+                        ColumnDef::new(ConversationMembers::UnreadCount)
                             .big_integer()
                             .not_null()
                             .default(0),

@@ -24,6 +24,13 @@ async fn require_member(db: &DatabaseConnection, conversation: i64, user: i64) -
     }
 }
 
+/// The conversation's message count, if `user` is a member (one query for both).
+async fn member_total(db: &DatabaseConnection, conversation: i64, user: i64) -> DomainResult<i64> {
+    store::conversations::member_view(db, conversation, user)
+        .await?
+        .ok_or(DomainError::ConversationNotFound)
+}
+
 pub struct Page {
     pub messages: Vec<HistoryMessage>,
     pub total: i64,
@@ -38,9 +45,9 @@ pub async fn history(
     limit: u64,
     offset: u64,
 ) -> DomainResult<Page> {
-    require_member(db, conversation, user).await?;
+    let total = member_total(db, conversation, user).await?;
     let limit = limit.clamp(1, MAX_PAGE);
-    let (messages, total) = store::conversations::page_by_offset(db, conversation, limit, offset).await?;
+    let messages = store::conversations::page_by_offset(db, conversation, limit, offset).await?;
     let has_more = (offset + messages.len() as u64) < total as u64;
     Ok(Page {
         messages,
@@ -72,14 +79,13 @@ pub async fn page(
     match cursor {
         Cursor::Offset(offset) => history(db, user, conversation, limit, offset).await,
         Cursor::AfterSeq(seq) | Cursor::BeforeSeq(seq) => {
-            require_member(db, conversation, user).await?;
+            let total = member_total(db, conversation, user).await?;
             let (messages, has_more) = match cursor {
                 Cursor::AfterSeq(_) => {
                     store::conversations::page_after_seq(db, conversation, seq, limit).await?
                 }
                 _ => store::conversations::page_before_seq(db, conversation, seq, limit).await?,
             };
-            let total = store::conversations::count(db, conversation).await?;
             Ok(Page {
                 messages,
                 total,

@@ -9,7 +9,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::{app::AppState, auth::jwt::TokenError, domain::DomainError, store};
+use crate::{app::AppState, auth::jwt::TokenError};
 
 /// The user a valid `Authorization: Bearer` token names, checked to still exist.
 pub struct AuthUser(pub i64);
@@ -28,12 +28,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into()))?;
         let user_id = state.jwt.verify(token)?;
-        match store::users::by_id(&state.db, user_id)
-            .await
-            .map_err(DomainError::from)?
-        {
-            Some(_) => Ok(AuthUser(user_id)),
-            None => Err(ApiError::Unauthorized("user not found".into())),
+        if state.known_users.exists(&state.db, user_id).await? {
+            Ok(AuthUser(user_id))
+        } else {
+            Err(ApiError::Unauthorized("user not found".into()))
         }
     }
 }

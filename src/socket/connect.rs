@@ -10,7 +10,7 @@ use super::{
     session::{Phase, Session},
     sync, typing,
 };
-use crate::{app::AppState, auth::jwt::TokenError, store};
+use crate::{app::AppState, auth::jwt::TokenError};
 
 /// Why a handshake was refused; the client reads this as `connect_error`'s message.
 #[derive(Debug, Error)]
@@ -32,9 +32,9 @@ pub async fn authenticate(
 ) -> Result<(), AuthError> {
     let token = auth.ok().and_then(|a| a.token).ok_or(TokenError::Missing)?;
     let user_id = state.jwt.verify(&token)?;
-    match store::users::by_id(&state.db, user_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(AuthError::UnknownUser),
+    match state.known_users.exists(&state.db, user_id).await {
+        Ok(true) => {}
+        Ok(false) => return Err(AuthError::UnknownUser),
         Err(e) => {
             tracing::error!(error = ?e, user_id, "user lookup during handshake failed");
             return Err(AuthError::Unavailable);

@@ -31,8 +31,7 @@ pub async fn list_for_user<C: ConnectionTrait>(
         db,
         "SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
                 lm.content AS last_content, lm.sent_at AS last_sent_at, lm.sender_id AS last_sender_id, \
-                (SELECT COUNT(*) FROM messages u \
-                  WHERE u.conversation_id = c.id AND u.seq > me.read_seq AND u.sender_id <> me.user_id) AS unread_count, \
+                me.unread_count, \
                 other.last_seen_at AS other_last_seen \
          FROM conversation_members me \
          JOIN conversations c ON c.id = me.conversation_id \
@@ -50,6 +49,28 @@ pub async fn list_for_user<C: ConnectionTrait>(
 struct Found {
     #[allow(dead_code)]
     found: i64,
+}
+
+#[derive(FromQueryResult)]
+struct LastSeq {
+    last_seq: i64,
+}
+
+/// The conversation's message count (its gap-free counter) if `user` is a member.
+pub async fn member_view<C: ConnectionTrait>(
+    db: &C,
+    conversation: i64,
+    user: i64,
+) -> anyhow::Result<Option<i64>> {
+    Ok(LastSeq::find_by_statement(stmt(
+        db,
+        "SELECT c.last_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id \
+         WHERE m.conversation_id = $1 AND m.user_id = $2",
+        [conversation.into(), user.into()],
+    ))
+    .one(db)
+    .await?
+    .map(|r| r.last_seq))
 }
 
 /// Whether `user` is a member of `conversation` (false if it does not exist).
@@ -79,14 +100,14 @@ pub struct HistoryMessage {
 
 const HISTORY_COLUMNS: &str = "id, conversation_id, seq, sender_id, content, sent_at, delivered_at, read_at";
 
-/// A page of history, newest first, and the conversation's message total.
+/// A page of history, newest first.
 pub async fn page_by_offset<C: ConnectionTrait>(
     db: &C,
     conversation: i64,
     limit: u64,
     offset: u64,
-) -> anyhow::Result<(Vec<HistoryMessage>, i64)> {
-    let messages = HistoryMessage::find_by_statement(stmt(
+) -> anyhow::Result<Vec<HistoryMessage>> {
+    Ok(HistoryMessage::find_by_statement(stmt(
         db,
         &format!(
             "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3"
@@ -94,8 +115,7 @@ pub async fn page_by_offset<C: ConnectionTrait>(
         [conversation.into(), (limit as i64).into(), (offset as i64).into()],
     ))
     .all(db)
-    .await?;
-    Ok((messages, count(db, conversation).await?))
+    .await?)
 }
 
 /// Up to `limit` messages after `after_seq`, oldest first; and whether more follow.
@@ -138,22 +158,6 @@ pub async fn page_before_seq<C: ConnectionTrait>(
     let has_more = messages.len() as u64 > limit;
     messages.truncate(limit as usize);
     Ok((messages, has_more))
-}
-
-#[derive(FromQueryResult)]
-struct Count {
-    n: i64,
-}
-
-pub async fn count<C: ConnectionTrait>(db: &C, conversation: i64) -> anyhow::Result<i64> {
-    Ok(Count::find_by_statement(stmt(
-        db,
-        "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = $1",
-        [conversation.into()],
-    ))
-    .one(db)
-    .await?
-    .map_or(0, |c| c.n))
 }
 
 /// What a read changed.
@@ -232,11 +236,19 @@ pub async fn mark_read(
     .await?;
     txn.execute_raw(stmt(
         &txn,
+        // Subtracting what this read marked (rather than recounting) commutes with the
+        // writer's concurrent increments for newer messages.
         "UPDATE conversation_members SET \
            read_seq = CASE WHEN read_seq < $1 THEN $1 ELSE read_seq END, \
-           delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END \
+           delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END, \
+           unread_count = CASE WHEN unread_count > $4 THEN unread_count - $4 ELSE 0 END \
          WHERE conversation_id = $2 AND user_id = $3",
-        [target.into(), conversation.into(), reader.into()],
+        [
+            target.into(),
+            conversation.into(),
+            reader.into(),
+            (marked as i64).into(),
+        ],
     ))
     .await?;
     let newest_read = NewestRead::find_by_statement(stmt(

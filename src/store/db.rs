@@ -26,13 +26,16 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         opts.max_connections(16).min_connections(2);
         if let Some(port) = postgres_port(url) {
             // Per sqlx connection (SeaORM's own after_connect runs once per pool).
+            // No ping before every acquire: a round trip per transaction is a high price,
+            // and a connection that died is dropped by sqlx on its first error.
             opts.map_sqlx_postgres_pool_opts(move |pool| {
-                pool.after_connect(move |_conn, _meta| {
-                    Box::pin(async move {
-                        super::nodelay::apply(port);
-                        Ok(())
+                pool.test_before_acquire(false)
+                    .after_connect(move |_conn, _meta| {
+                        Box::pin(async move {
+                            super::nodelay::apply(port);
+                            Ok(())
+                        })
                     })
-                })
             });
         }
     }

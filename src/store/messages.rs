@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::messages;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult};
 
 use super::stmt;
 
@@ -69,24 +69,19 @@ fn values_list<const N: usize>(
     (tuples.join(", "), values)
 }
 
-/// Caches `(user_a, user_b) → conversation id`. A direct conversation's id never changes
-/// once created, so caching it is safe across nodes.
-pub type PairCache = HashMap<(i64, i64), i64>;
+/// Remembers `(user_a, user_b) → conversation id`. A direct conversation's id never
+/// changes once created, so caching it is safe across nodes; only committed ids go in.
+pub type PairCache = std::sync::Mutex<HashMap<(i64, i64), i64>>;
 
 /// The direct conversation of two users, created (with both members) if missing.
 /// Concurrent creators converge on one row through the pair's unique index.
 pub async fn direct_conversation<C: ConnectionTrait>(
     db: &C,
-    cache: &mut PairCache,
     x: i64,
     y: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
-    let pair = (x.min(y), x.max(y));
-    if let Some(id) = cache.get(&pair) {
-        return Ok(*id);
-    }
-    let (a, b) = pair;
+    let (a, b) = (x.min(y), x.max(y));
     db.execute_raw(stmt(
         db,
         "INSERT INTO conversations (kind, user_a, user_b, created_at, updated_at, last_seq) \
@@ -110,23 +105,43 @@ pub async fn direct_conversation<C: ConnectionTrait>(
         [row.id.into(), a.into(), b.into(), now.into()],
     ))
     .await?;
-    cache.insert(pair, row.id);
     Ok(row.id)
 }
 
-/// Stores `batch` in order inside `txn`; returns the stored messages in the same order.
-pub async fn write_batch<C: ConnectionTrait>(
+/// A batch whose conversations exist and whose seqs are taken (the counter rows stay
+/// locked until the transaction ends).
+pub struct Reservation {
+    now: DateTime<Utc>,
+    conversation_of: Vec<i64>,
+    first_seq: HashMap<i64, i64>,
+    /// Pairs whose conversation this batch created or looked up: cache them after commit.
+    pub new_pairs: Vec<((i64, i64), i64)>,
+}
+
+/// First half of a batch write: finds or creates each message's conversation and takes
+/// its seqs from the counter, in one statement for all conversations.
+pub async fn reserve<C: ConnectionTrait>(
     txn: &C,
-    cache: &mut PairCache,
+    cache: &PairCache,
     batch: &[NewMessage],
-) -> anyhow::Result<Vec<StoredMessage>> {
+) -> anyhow::Result<Reservation> {
     let now = Utc::now();
-    let mut conv_of = Vec::with_capacity(batch.len());
+    let mut conversation_of = Vec::with_capacity(batch.len());
+    let mut new_pairs = Vec::new();
     // Conversations in order of first appearance, with how many messages each receives.
     let mut counts: Vec<(i64, i64)> = Vec::new();
     for m in batch {
-        let conv = direct_conversation(txn, cache, m.sender_id, m.recipient_id, now).await?;
-        conv_of.push(conv);
+        let pair = (m.sender_id.min(m.recipient_id), m.sender_id.max(m.recipient_id));
+        let cached = cache.lock().expect("pair cache poisoned").get(&pair).copied();
+        let conv = match cached.or_else(|| new_pairs.iter().find(|(p, _)| *p == pair).map(|(_, c)| *c)) {
+            Some(conv) => conv,
+            None => {
+                let conv = direct_conversation(txn, pair.0, pair.1, now).await?;
+                new_pairs.push((pair, conv));
+                conv
+            }
+        };
+        conversation_of.push(conv);
         match counts.iter_mut().find(|(c, _)| *c == conv) {
             Some((_, n)) => *n += 1,
             None => counts.push((conv, 1)),
@@ -147,17 +162,34 @@ pub async fn write_batch<C: ConnectionTrait>(
     ))
     .all(txn)
     .await?;
-    let mut next_seq: HashMap<i64, i64> = HashMap::with_capacity(counts.len());
+    let mut first_seq: HashMap<i64, i64> = HashMap::with_capacity(counts.len());
     for (conv, n) in &counts {
         let row = bumped
             .iter()
             .find(|r| r.id == *conv)
             .ok_or_else(|| anyhow::anyhow!("conversation {conv} vanished while sending"))?;
-        next_seq.insert(*conv, row.last_seq - n + 1);
+        first_seq.insert(*conv, row.last_seq - n + 1);
     }
+    Ok(Reservation {
+        now,
+        conversation_of,
+        first_seq,
+        new_pairs,
+    })
+}
+
+/// Second half: inserts the messages with their seqs and moves delivered positions.
+/// Returns the stored messages in batch order.
+pub async fn insert<C: ConnectionTrait>(
+    txn: &C,
+    batch: &[NewMessage],
+    reservation: &Reservation,
+) -> anyhow::Result<Vec<StoredMessage>> {
+    let now = reservation.now;
+    let mut next_seq = reservation.first_seq.clone();
 
     let mut stored = Vec::with_capacity(batch.len());
-    for (m, conv) in batch.iter().zip(&conv_of) {
+    for (m, conv) in batch.iter().zip(&reservation.conversation_of) {
         let seq = next_seq.get_mut(conv).expect("every conversation was counted");
         stored.push(StoredMessage {
             id: 0,
@@ -172,6 +204,74 @@ pub async fn write_batch<C: ConnectionTrait>(
         *seq += 1;
     }
 
+    let ids = match txn.get_database_backend() {
+        DbBackend::Postgres => insert_unnest(txn, &stored, batch, now).await?,
+        _ => insert_values(txn, &stored, batch, now).await?,
+    };
+    for s in &mut stored {
+        s.id = *ids.get(&(s.conversation_id, s.seq)).ok_or_else(|| {
+            anyhow::anyhow!("inserted message {}:{} not returned", s.conversation_id, s.seq)
+        })?;
+    }
+    advance_members(txn, &stored).await?;
+    Ok(stored)
+}
+
+#[derive(FromQueryResult)]
+struct InsertedRow {
+    id: i64,
+    conversation_id: i64,
+    seq: i64,
+}
+
+/// PostgreSQL: one statement of fixed text (prepared once) taking the batch as arrays.
+async fn insert_unnest<C: ConnectionTrait>(
+    txn: &C,
+    stored: &[StoredMessage],
+    batch: &[NewMessage],
+    now: DateTime<Utc>,
+) -> anyhow::Result<HashMap<(i64, i64), i64>> {
+    let conversations: Vec<i64> = stored.iter().map(|s| s.conversation_id).collect();
+    let seqs: Vec<i64> = stored.iter().map(|s| s.seq).collect();
+    let senders: Vec<i64> = stored.iter().map(|s| s.sender_id).collect();
+    // An empty key stands for "none" (a real client_msg_id is never empty).
+    let keys: Vec<String> = batch
+        .iter()
+        .map(|m| m.client_msg_id.clone().unwrap_or_default())
+        .collect();
+    let contents: Vec<String> = stored.iter().map(|s| s.content.clone()).collect();
+    let delivered: Vec<bool> = stored.iter().map(|s| s.delivered_at.is_some()).collect();
+    let rows = InsertedRow::find_by_statement(stmt(
+        txn,
+        "INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, delivered_at, created_at) \
+         SELECT r.c, r.s, r.u, NULLIF(r.k, ''), r.t, $7, CASE WHEN r.d THEN $7::timestamptz END, $7 \
+         FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::bool[]) AS r(c, s, u, k, t, d) \
+         RETURNING id, conversation_id, seq",
+        [
+            conversations.into(),
+            seqs.into(),
+            senders.into(),
+            keys.into(),
+            contents.into(),
+            delivered.into(),
+            now.into(),
+        ],
+    ))
+    .all(txn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ((r.conversation_id, r.seq), r.id))
+        .collect())
+}
+
+/// SQLite (in-process, so statement size costs little): one multi-row insert.
+async fn insert_values<C: ConnectionTrait>(
+    txn: &C,
+    stored: &[StoredMessage],
+    batch: &[NewMessage],
+    now: DateTime<Utc>,
+) -> anyhow::Result<HashMap<(i64, i64), i64>> {
     let rows = stored.iter().zip(batch).map(|(s, m)| messages::ActiveModel {
         conversation_id: Set(s.conversation_id),
         seq: Set(s.seq),
@@ -187,40 +287,46 @@ pub async fn write_batch<C: ConnectionTrait>(
     let inserted = messages::Entity::insert_many(rows)
         .exec_with_returning(txn)
         .await?;
-    let ids: HashMap<(i64, i64), i64> = inserted
+    Ok(inserted
         .into_iter()
         .map(|m| ((m.conversation_id, m.seq), m.id))
-        .collect();
-    for s in &mut stored {
-        s.id = *ids.get(&(s.conversation_id, s.seq)).ok_or_else(|| {
-            anyhow::anyhow!("inserted message {}:{} not returned", s.conversation_id, s.seq)
-        })?;
-    }
+        .collect())
+}
 
-    // The recipient's delivered position moves to the newest message handed to a device.
-    let mut delivered: HashMap<(i64, i64), i64> = HashMap::new();
-    for s in stored.iter().filter(|s| s.delivered_at.is_some()) {
-        let e = delivered.entry((s.conversation_id, s.recipient_id)).or_default();
-        *e = (*e).max(s.seq);
+/// Per recipient of the batch: one more unread message for each, and the delivered
+/// position moved to the newest message handed to a device. One statement.
+async fn advance_members<C: ConnectionTrait>(txn: &C, stored: &[StoredMessage]) -> anyhow::Result<()> {
+    // (conversation, recipient) → (messages, newest delivered seq or 0)
+    let mut members: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
+    for s in stored {
+        let e = members.entry((s.conversation_id, s.recipient_id)).or_default();
+        e.0 += 1;
+        if s.delivered_at.is_some() {
+            e.1 = e.1.max(s.seq);
+        }
     }
-    if !delivered.is_empty() {
-        let (tuples, values) = values_list(
-            Vec::new(),
-            delivered.iter().map(|((conv, user), seq)| [*conv, *user, *seq]),
-        );
-        txn.execute_raw(stmt(
-            txn,
-            &format!(
-                "UPDATE conversation_members SET delivered_seq = v.column3 FROM (VALUES {tuples}) AS v \
-                 WHERE conversation_members.conversation_id = v.column1 \
-                   AND conversation_members.user_id = v.column2 \
-                   AND conversation_members.delivered_seq < v.column3"
-            ),
-            values,
-        ))
-        .await?;
+    if members.is_empty() {
+        return Ok(());
     }
-    Ok(stored)
+    let (tuples, values) = values_list(
+        Vec::new(),
+        members
+            .iter()
+            .map(|((conv, user), (n, delivered))| [*conv, *user, *n, *delivered]),
+    );
+    txn.execute_raw(stmt(
+        txn,
+        &format!(
+            "UPDATE conversation_members SET unread_count = conversation_members.unread_count + v.column3, \
+               delivered_seq = CASE WHEN v.column4 > conversation_members.delivered_seq \
+                                    THEN v.column4 ELSE conversation_members.delivered_seq END \
+             FROM (VALUES {tuples}) AS v \
+             WHERE conversation_members.conversation_id = v.column1 AND conversation_members.user_id = v.column2"
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Moves a member's delivered position forward (never back).

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Most sends stored in one transaction.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 1024;
 /// Most queued messages handed to a device when it connects; the rest stay queued.
 const MAX_CATCH_UP: u64 = 5_000;
 
@@ -199,11 +199,14 @@ impl Writer {
     async fn write(&mut self, rows: &[NewMessage]) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
         let txn = self.db.begin().await?;
-        let mut pairs = self.pairs.clone();
-        let stored = store::messages::write_batch(&txn, &mut pairs, rows).await?;
+        let reservation = store::messages::reserve(&txn, &self.pairs, rows).await?;
+        let stored = store::messages::insert(&txn, rows, &reservation).await?;
         txn.commit().await?;
         // Only ids of committed conversations may be remembered.
-        self.pairs = pairs;
+        self.pairs
+            .lock()
+            .expect("pair cache poisoned")
+            .extend(reservation.new_pairs);
         tracing::debug!(
             messages = rows.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
