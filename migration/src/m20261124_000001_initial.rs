@@ -254,15 +254,12 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Partial: most messages carry no client_msg_id and need no entry in this index.
         manager
-            .create_index(
-                Index::create()
-                    .name("messages_sender_client_msg_id_key")
-                    .table(Messages::Table)
-                    .col(Messages::SenderId)
-                    .col(Messages::ClientMsgId)
-                    .unique()
-                    .to_owned(),
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX messages_sender_client_msg_id_key \
+                 ON messages (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL",
             )
             .await?;
         Ok(())

@@ -1,6 +1,8 @@
 //! Announces what the domain decided, in the order it decided it.
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
+
 use socketioxide::{SocketIo, extract::SocketRef, socket::Sid};
 use tokio::sync::mpsc;
 
@@ -52,15 +54,7 @@ pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedRec
                     }
                 }
                 for m in &messages {
-                    let receipt = MessageDelivered {
-                        message_id: m.id,
-                        delivered_at: iso(delivered_at),
-                        conversation_id: m.conversation_id,
-                    };
-                    io.to(user_room(m.sender_id))
-                        .emit(events::MESSAGE_DELIVERED, &receipt)
-                        .await
-                        .ok();
+                    tell_delivered(&io, m.id, m.conversation_id, m.sender_id, delivered_at).await;
                 }
             }
             Outcome::CatchUpFailed { device } => {
@@ -151,16 +145,27 @@ async fn deliver_live(io: &SocketIo, msg: &StoredMessage) {
         tracing::warn!(error = %e, message_id = msg.id, "live delivery failed");
     }
     if let Some(at) = msg.delivered_at {
-        let receipt = MessageDelivered {
-            message_id: msg.id,
-            delivered_at: iso(at),
-            conversation_id: msg.conversation_id,
-        };
-        io.to(user_room(msg.sender_id))
-            .emit(events::MESSAGE_DELIVERED, &receipt)
-            .await
-            .ok();
+        tell_delivered(io, msg.id, msg.conversation_id, msg.sender_id, at).await;
     }
+}
+
+/// `message_delivered` to every device of the sender.
+async fn tell_delivered(
+    io: &SocketIo,
+    message_id: i64,
+    conversation_id: i64,
+    sender: i64,
+    at: DateTime<Utc>,
+) {
+    let receipt = MessageDelivered {
+        message_id,
+        delivered_at: iso(at),
+        conversation_id,
+    };
+    io.to(user_room(sender))
+        .emit(events::MESSAGE_DELIVERED, &receipt)
+        .await
+        .ok();
 }
 
 async fn announce_read(io: &SocketIo, r: ReadReceipt) {

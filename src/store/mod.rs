@@ -4,6 +4,7 @@ pub mod conversations;
 pub mod db;
 pub mod delivery;
 pub mod messages;
+pub mod messages_pg;
 mod nodelay;
 pub mod users;
 

@@ -7,7 +7,7 @@ use std::{
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Command, Outcome, SendRequest, Stored, StoredMessage};
@@ -198,15 +198,20 @@ impl Writer {
 
     async fn write(&mut self, rows: &[NewMessage]) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
-        let txn = self.db.begin().await?;
-        let reservation = store::messages::reserve(&txn, &self.pairs, rows).await?;
-        let stored = store::messages::insert(&txn, rows, &reservation).await?;
-        txn.commit().await?;
-        // Only ids of committed conversations may be remembered.
-        self.pairs
-            .lock()
-            .expect("pair cache poisoned")
-            .extend(reservation.new_pairs);
+        let stored = if self.db.get_database_backend() == DbBackend::Postgres {
+            store::messages_pg::write_batch(&self.db, &self.pairs, rows).await?
+        } else {
+            let txn = self.db.begin().await?;
+            let reservation = store::messages::reserve(&txn, &self.pairs, rows).await?;
+            let stored = store::messages::insert(&txn, rows, &reservation).await?;
+            txn.commit().await?;
+            // Only ids of committed conversations may be remembered.
+            self.pairs
+                .lock()
+                .expect("pair cache poisoned")
+                .extend(reservation.new_pairs);
+            stored
+        };
         tracing::debug!(
             messages = rows.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
