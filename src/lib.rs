@@ -7,3 +7,4 @@ pub mod http;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
+pub mod wire;

@@ -2,7 +2,7 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 
 use super::{error::ApiResult, extract::AuthUser};
-use crate::{app::AppState, domain::conversations, socket::events::iso};
+use crate::{app::AppState, domain::conversations, wire::iso};
 
 #[derive(Serialize)]
 pub struct ConversationList {

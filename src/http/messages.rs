@@ -8,8 +8,8 @@ use super::{
 use crate::{
     app::AppState,
     domain::conversations::{self, Cursor},
-    socket::events::iso,
     store::conversations::HistoryMessage,
+    wire::iso,
 };
 
 const DEFAULT_LIMIT: i64 = 50;

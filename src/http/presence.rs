@@ -5,7 +5,7 @@ use super::{
     error::{ApiError, ApiResult},
     extract::{AuthUser, QueryParams},
 };
-use crate::{app::AppState, domain::contacts, socket::events::iso};
+use crate::{app::AppState, domain::contacts, wire::iso};
 
 #[derive(Serialize)]
 pub struct PresenceList {

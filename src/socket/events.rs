@@ -1,5 +1,5 @@
 //! Every Socket.IO event name and payload, in one place. `docs/PROTOCOL.md` mirrors this file.
-use chrono::{DateTime, SecondsFormat, Utc};
+pub use crate::wire::iso;
 use serde::{Deserialize, Serialize};
 
 // Client → server.
@@ -30,11 +30,6 @@ pub fn user_room(user_id: i64) -> String {
 /// The room holding exactly one device (socket), so broadcasts can leave it out.
 pub fn device_room(device: &str) -> String {
     format!("device:{device}")
-}
-
-/// ISO-8601 UTC with millisecond precision, e.g. `2026-11-24T20:40:00.123Z`.
-pub fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Handshake `auth` payload.

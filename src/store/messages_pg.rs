@@ -83,7 +83,15 @@ pub async fn write_batch(
     }
     let conversation_of: Vec<i64> = {
         let known = cache.lock().expect("pair cache poisoned");
-        batch.iter().map(|m| known[&pair(m)]).collect()
+        batch
+            .iter()
+            .map(|m| {
+                known
+                    .get(&pair(m))
+                    .copied()
+                    .ok_or_else(|| anyhow::anyhow!("no conversation for {:?}", pair(m)))
+            })
+            .collect::<anyhow::Result<_>>()?
     };
 
     let rows = Inserted::find_by_statement(stmt(

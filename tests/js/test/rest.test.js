@@ -482,3 +482,18 @@ test("error responses never carry SQL or panic text", async () => {
     assert.doesNotMatch(res.text, leaks);
   }
 });
+
+test("an oversized body is refused with 413 and a non-JSON body with 415, both as { error }", async () => {
+  const big = await server.http("POST", "/api/auth/register", {
+    json: { email: "big@example.com", password: "p".repeat(100 * 1024) },
+  });
+  assertErrorBody(big, 413);
+  assert.equal((await server.http("POST", "/api/auth/login", { json: { email: "big@example.com", password: "password1" } })).status, 401,
+    "nothing was registered");
+
+  const form = await server.http("POST", "/api/auth/login", {
+    body: "email=a@example.com&password=password1",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+  assertErrorBody(form, 415);
+});
