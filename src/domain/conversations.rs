@@ -5,7 +5,7 @@ use sea_orm::DatabaseConnection;
 use super::{DomainError, DomainResult, messaging::ReadReceipt, presence::DeviceId};
 use crate::store::{
     self,
-    conversations::{ConversationSummary, HistoryMessage},
+    conversations::{ConversationSummary, HistoryMessage, SeqCursor},
 };
 
 /// The most messages one history page returns.
@@ -78,21 +78,25 @@ pub async fn page(
     let limit = limit.clamp(1, MAX_PAGE);
     match cursor {
         Cursor::Offset(offset) => history(db, user, conversation, limit, offset).await,
-        Cursor::AfterSeq(seq) | Cursor::BeforeSeq(seq) => {
-            let total = member_total(db, conversation, user).await?;
-            let (messages, has_more) = match cursor {
-                Cursor::AfterSeq(_) => {
-                    store::conversations::page_after_seq(db, conversation, seq, limit).await?
-                }
-                _ => store::conversations::page_before_seq(db, conversation, seq, limit).await?,
-            };
-            Ok(Page {
-                messages,
-                total,
-                has_more,
-            })
-        }
+        Cursor::AfterSeq(seq) => seq_page(db, user, conversation, SeqCursor::After(seq), limit).await,
+        Cursor::BeforeSeq(seq) => seq_page(db, user, conversation, SeqCursor::Before(seq), limit).await,
     }
+}
+
+async fn seq_page(
+    db: &DatabaseConnection,
+    user: i64,
+    conversation: i64,
+    cursor: SeqCursor,
+    limit: u64,
+) -> DomainResult<Page> {
+    let total = member_total(db, conversation, user).await?;
+    let (messages, has_more) = store::conversations::page_by_seq(db, conversation, cursor, limit).await?;
+    Ok(Page {
+        messages,
+        total,
+        has_more,
+    })
 }
 
 /// Messages after each given seq, oldest first per conversation, at most `budget` in all.
@@ -112,7 +116,7 @@ pub async fn sync(
             break;
         }
         let (messages, more) =
-            store::conversations::page_after_seq(db, conversation, after_seq, left).await?;
+            store::conversations::page_by_seq(db, conversation, SeqCursor::After(after_seq), left).await?;
         has_more |= more;
         out.extend(messages);
     }

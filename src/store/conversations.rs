@@ -118,40 +118,34 @@ pub async fn page_by_offset<C: ConnectionTrait>(
     .await?)
 }
 
-/// Up to `limit` messages after `after_seq`, oldest first; and whether more follow.
-pub async fn page_after_seq<C: ConnectionTrait>(
-    db: &C,
-    conversation: i64,
-    after_seq: i64,
-    limit: u64,
-) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
-    let mut messages = HistoryMessage::find_by_statement(stmt(
-        db,
-        &format!(
-            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
-        ),
-        [conversation.into(), after_seq.into(), (limit as i64 + 1).into()],
-    ))
-    .all(db)
-    .await?;
-    let has_more = messages.len() as u64 > limit;
-    messages.truncate(limit as usize);
-    Ok((messages, has_more))
+/// Which side of a seq a cursor page reads.
+#[derive(Debug, Clone, Copy)]
+pub enum SeqCursor {
+    /// Messages after this seq, oldest first.
+    After(i64),
+    /// Messages before this seq, newest first.
+    Before(i64),
 }
 
-/// Up to `limit` messages before `before_seq`, newest first; and whether older ones exist.
-pub async fn page_before_seq<C: ConnectionTrait>(
+/// Up to `limit` messages from `cursor`; and whether more lie beyond them.
+pub async fn page_by_seq<C: ConnectionTrait>(
     db: &C,
     conversation: i64,
-    before_seq: i64,
+    cursor: SeqCursor,
     limit: u64,
 ) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
+    let (condition, order, seq) = match cursor {
+        SeqCursor::After(seq) => ("seq > $2", "ASC", seq),
+        SeqCursor::Before(seq) => ("seq < $2", "DESC", seq),
+    };
+    // One extra row tells whether there is more.
     let mut messages = HistoryMessage::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND {condition} \
+             ORDER BY seq {order} LIMIT $3"
         ),
-        [conversation.into(), before_seq.into(), (limit as i64 + 1).into()],
+        [conversation.into(), seq.into(), (limit as i64 + 1).into()],
     ))
     .all(db)
     .await?;
