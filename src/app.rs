@@ -70,7 +70,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub fn build(config: Config, db: DatabaseConnection) -> Router {
     let config = Arc::new(config);
     let presence = Arc::new(Presence::default());
-    let (messaging, outcomes) = Messaging::start(db.clone(), presence.clone(), config.presence_grace);
+    let (messaging, outcomes) = Messaging::start(
+        db.clone(),
+        presence.clone(),
+        config.presence_grace,
+        config.catch_up_limit,
+    );
     let state = AppState {
         db,
         jwt: JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours),

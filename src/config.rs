@@ -42,6 +42,8 @@ pub struct Config {
     pub typing_throttle: Duration,
     /// A `typing: true` without follow-up turns into `false` after this long.
     pub typing_timeout: Duration,
+    /// Most queued messages handed to a device when it connects (the rest on the next connect).
+    pub catch_up_limit: u64,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -120,7 +122,13 @@ impl Config {
                 ));
             }
         };
+        let catch_up_limit: u64 = parse("CATCH_UP_LIMIT", 5_000)?;
+        // Each queued message is one packet in the socket's buffer (8,192 packets).
+        if !(1..=8_000).contains(&catch_up_limit) {
+            return Err(bad("CATCH_UP_LIMIT", "must be between 1 and 8000"));
+        }
         Ok(Config {
+            catch_up_limit,
             presence_grace: millis("PRESENCE_GRACE_MS", 5_000)?,
             typing_throttle: millis("TYPING_THROTTLE_MS", 2_000)?,
             typing_timeout: millis("TYPING_TIMEOUT_MS", 6_000)?,

@@ -254,6 +254,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // The offline queue: only undelivered messages are indexed.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX messages_undelivered_idx ON messages (conversation_id, seq) \
+                 WHERE delivered_at IS NULL",
+            )
+            .await?;
         // Partial: most messages carry no client_msg_id and need no entry in this index.
         manager
             .get_connection()

@@ -27,10 +27,12 @@ pub async fn take_undelivered<C: ConnectionTrait>(
 ) -> anyhow::Result<Vec<QueuedMessage>> {
     let queued = QueuedMessage::find_by_statement(stmt(
         txn,
+        // By delivered_at rather than the member's delivered position: a backlog left behind
+        // by the limit stays findable even after live messages moved the position on.
         "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at \
          FROM conversation_members cm \
-         JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > cm.delivered_seq \
-         WHERE cm.user_id = $1 AND m.sender_id <> $1 \
+         JOIN messages m ON m.conversation_id = cm.conversation_id \
+         WHERE cm.user_id = $1 AND m.sender_id <> $1 AND m.delivered_at IS NULL \
          ORDER BY m.id LIMIT $2",
         [user.into(), (limit as i64).into()],
     ))

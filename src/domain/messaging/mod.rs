@@ -126,6 +126,7 @@ impl Messaging {
         db: DatabaseConnection,
         presence: Arc<Presence>,
         grace: Duration,
+        catch_up_limit: u64,
     ) -> (Self, mpsc::UnboundedReceiver<Outcome>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (out, out_rx) = mpsc::unbounded_channel();
@@ -135,6 +136,7 @@ impl Messaging {
             out: out.clone(),
             queue: tx.downgrade(),
             grace,
+            catch_up_limit,
         };
         tokio::spawn(writer::run(setup, rx));
         (Messaging { tx, out }, out_rx)

@@ -21,8 +21,6 @@ use crate::{
 
 /// Most sends stored in one transaction.
 const MAX_BATCH: usize = 1024;
-/// Most queued messages handed to a device when it connects; the rest stay queued.
-const MAX_CATCH_UP: u64 = 5_000;
 
 type Reply = oneshot::Sender<DomainResult<StoredMessage>>;
 
@@ -33,6 +31,8 @@ struct Writer {
     /// Our own queue, to come back after a grace period (weak: it must not keep us alive).
     queue: mpsc::WeakSender<Command>,
     grace: Duration,
+    /// Most queued messages handed to a device when it connects; the rest stay queued.
+    catch_up_limit: u64,
     pairs: store::messages::PairCache,
     /// Users never disappear, so a positive existence check is cached.
     known_users: HashSet<i64>,
@@ -44,6 +44,7 @@ pub(super) struct Setup {
     pub out: mpsc::UnboundedSender<Outcome>,
     pub queue: mpsc::WeakSender<Command>,
     pub grace: Duration,
+    pub catch_up_limit: u64,
 }
 
 pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
@@ -53,6 +54,7 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
         out,
         queue,
         grace,
+        catch_up_limit,
     } = setup;
     let mut w = Writer {
         db,
@@ -60,6 +62,7 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
         out,
         queue,
         grace,
+        catch_up_limit,
         pairs: Default::default(),
         known_users: HashSet::new(),
     };
@@ -263,7 +266,7 @@ impl Writer {
         let now = Utc::now();
         let taken = async {
             let txn = self.db.begin().await?;
-            let queued = store::delivery::take_undelivered(&txn, user_id, MAX_CATCH_UP, now).await?;
+            let queued = store::delivery::take_undelivered(&txn, user_id, self.catch_up_limit, now).await?;
             txn.commit().await?;
             anyhow::Ok(queued)
         }
