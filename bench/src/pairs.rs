@@ -32,6 +32,8 @@ pub struct Report {
     pub duplicated: u64,
     pub reordered: u64,
     pub send_errors: u64,
+    /// Sends the server never acknowledged (neither `message_sent` nor `error`).
+    pub unanswered: u64,
     pub seconds: f64,
     pub msgs_per_sec: f64,
     pub p50_ms: f64,
@@ -110,7 +112,7 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
 
     let mut sender_tasks = Vec::with_capacity(n);
     for (mut client, to) in senders {
-        let (barrier, m, w) = (barrier.clone(), params.messages, params.window);
+        let (barrier, m, w, drain) = (barrier.clone(), params.messages, params.window, params.drain);
         sender_tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let send = |client: &Client, i: u64| {
@@ -127,10 +129,12 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
             }
             let (mut acked, mut errors) = (0u64, 0u64);
             while acked + errors < m {
-                match client.rx.recv().await {
-                    Some(Incoming::Event(name, _)) if name == "message_sent" => acked += 1,
-                    Some(Incoming::Event(name, _)) if name == "error" => errors += 1,
-                    Some(Incoming::Event(..)) => continue,
+                // A server that stops answering must not hang the run: what it never
+                // acknowledged is reported as unanswered.
+                match tokio::time::timeout(drain, client.rx.recv()).await {
+                    Ok(Some(Incoming::Event(name, _))) if name == "message_sent" => acked += 1,
+                    Ok(Some(Incoming::Event(name, _))) if name == "error" => errors += 1,
+                    Ok(Some(Incoming::Event(..))) => continue,
                     _ => break,
                 }
                 if sent < m {
@@ -138,14 +142,16 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
                     sent += 1;
                 }
             }
-            errors
+            (errors, sent - acked - errors)
         }));
     }
 
     barrier.wait().await;
-    let mut send_errors = 0;
+    let (mut send_errors, mut unanswered) = (0, 0);
     for t in sender_tasks {
-        send_errors += t.await?;
+        let (errors, silent) = t.await?;
+        send_errors += errors;
+        unanswered += silent;
     }
     let mut streams = Vec::with_capacity(n);
     let mut latencies = Latencies::default();
@@ -169,6 +175,7 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
         duplicated: streams.iter().map(|s| s.duplicated).sum(),
         reordered: streams.iter().map(|s| s.reordered).sum(),
         send_errors,
+        unanswered,
         seconds,
         msgs_per_sec: if seconds > 0.0 {
             delivered as f64 / seconds

@@ -25,6 +25,12 @@ pub struct Client {
 impl Client {
     /// Opens a websocket, authenticates with `token` and waits for the namespace connect.
     pub async fn connect(base: &str, token: &str) -> anyhow::Result<Client> {
+        tokio::time::timeout(std::time::Duration::from_secs(30), Self::handshake(base, token))
+            .await
+            .context("handshake timed out")?
+    }
+
+    async fn handshake(base: &str, token: &str) -> anyhow::Result<Client> {
         let url = format!(
             "{}/socket.io/?EIO=4&transport=websocket",
             base.replacen("http", "ws", 1)

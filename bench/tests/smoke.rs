@@ -64,7 +64,9 @@ fn run_pairs(server: &Server) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    line["report"].clone()
+    let report = line["report"].clone();
+    assert_eq!(report["unanswered"], 0, "every send was acknowledged: {report}");
+    report
 }
 
 #[test]

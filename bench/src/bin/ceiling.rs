@@ -74,6 +74,13 @@ async fn authenticate(s: SocketRef, Data(auth): Data<Auth>) -> Result<(), String
     let id = user_id(&auth.token).ok_or("invalid token")?;
     s.extensions.insert(id);
     s.join(format!("user:{id}"));
+    // Before the CONNECT packet leaves: an event sent right after connecting would
+    // otherwise find no handler yet and be dropped.
+    s.on("ping", async |s: SocketRef| {
+        s.emit("pong", &json!({ "timestamp": "1970-01-01T00:00:00Z" }))
+            .ok();
+    });
+    s.on("send_message", send_message);
     Ok(())
 }
 
@@ -81,11 +88,6 @@ async fn on_connect(s: SocketRef) {
     let id: i64 = s.extensions.get().unwrap_or_default();
     s.emit("authenticated", &json!({ "user_id": id, "message": "ok" }))
         .ok();
-    s.on("ping", async |s: SocketRef| {
-        s.emit("pong", &json!({ "timestamp": "1970-01-01T00:00:00Z" }))
-            .ok();
-    });
-    s.on("send_message", send_message);
 }
 
 async fn send_message(s: SocketRef, io: SocketIo, State(relay): State<Relay>, TryData(data): TryData<Send>) {
@@ -105,11 +107,6 @@ async fn send_message(s: SocketRef, io: SocketIo, State(relay): State<Relay>, Tr
         .unwrap_or_default();
     let id = relay.ids.fetch_add(1, Ordering::Relaxed);
     let now = "1970-01-01T00:00:00Z";
-    s.emit(
-        "message_sent",
-        &json!({ "message_id": id, "conversation_id": 1, "status": "sent", "sent_at": now }),
-    )
-    .ok();
     let msg = json!({ "message_id": id, "conversation_id": 1, "from_user_id": from, "content": data.content, "sent_at": now });
     let deliveries: Vec<Value> = {
         let mut senders = relay.senders.lock().unwrap();
@@ -134,6 +131,13 @@ async fn send_message(s: SocketRef, io: SocketIo, State(relay): State<Relay>, Tr
     for m in deliveries {
         io.to(format!("user:{to}")).emit("new_message", &m).await.ok();
     }
+    // After the delivery, so that with one message in flight per sender the next message
+    // cannot overtake this one (the smoke tests rely on an honest relay not reordering).
+    s.emit(
+        "message_sent",
+        &json!({ "message_id": id, "conversation_id": 1, "status": "sent", "sent_at": now }),
+    )
+    .ok();
     s.emit(
         "message_delivered",
         &json!({ "message_id": id, "delivered_at": now }),
