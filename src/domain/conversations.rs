@@ -17,11 +17,7 @@ pub async fn list(db: &DatabaseConnection, user: i64) -> DomainResult<Vec<Conver
 
 /// Missing and not-a-member are one error, so ids cannot be probed.
 async fn require_member(db: &DatabaseConnection, conversation: i64, user: i64) -> DomainResult<()> {
-    if store::conversations::is_member(db, conversation, user).await? {
-        Ok(())
-    } else {
-        Err(DomainError::ConversationNotFound)
-    }
+    member_total(db, conversation, user).await.map(|_| ())
 }
 
 /// The conversation's message count, if `user` is a member (one query for both).

@@ -46,12 +46,6 @@ pub async fn list_for_user<C: ConnectionTrait>(
 }
 
 #[derive(FromQueryResult)]
-struct Found {
-    #[allow(dead_code)]
-    found: i64,
-}
-
-#[derive(FromQueryResult)]
 struct LastSeq {
     last_seq: i64,
 }
@@ -71,18 +65,6 @@ pub async fn member_view<C: ConnectionTrait>(
     .one(db)
     .await?
     .map(|r| r.last_seq))
-}
-
-/// Whether `user` is a member of `conversation` (false if it does not exist).
-pub async fn is_member<C: ConnectionTrait>(db: &C, conversation: i64, user: i64) -> anyhow::Result<bool> {
-    Ok(Found::find_by_statement(stmt(
-        db,
-        "SELECT conversation_id AS found FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
-        [conversation.into(), user.into()],
-    ))
-    .one(db)
-    .await?
-    .is_some())
 }
 
 /// A message as shown in history.

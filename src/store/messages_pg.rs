@@ -2,8 +2,7 @@
 //!
 //! Counter bump, numbering, insert and member updates run as data-modifying CTEs, so a
 //! batch costs one round trip and one implicit transaction instead of five round trips.
-//! The semantics are those of [`super::messages::reserve`] + [`super::messages::insert`]:
-//! the counter rows are locked and bumped in the same atomic statement that inserts the
+//! The semantics are those of [`super::messages_sqlite::write_batch`]: the counter rows are locked and bumped in the same atomic statement that inserts the
 //! messages, so seqs stay gap-free and ordered with several writers.
 use std::collections::HashMap;
 

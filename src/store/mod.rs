@@ -5,6 +5,7 @@ pub mod db;
 pub mod delivery;
 pub mod messages;
 pub mod messages_pg;
+pub mod messages_sqlite;
 mod nodelay;
 pub mod users;
 

@@ -201,19 +201,9 @@ impl Writer {
 
     async fn write(&mut self, rows: &[NewMessage]) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
-        let stored = if self.db.get_database_backend() == DbBackend::Postgres {
-            store::messages_pg::write_batch(&self.db, &self.pairs, rows).await?
-        } else {
-            let txn = self.db.begin().await?;
-            let reservation = store::messages::reserve(&txn, &self.pairs, rows).await?;
-            let stored = store::messages::insert(&txn, rows, &reservation).await?;
-            txn.commit().await?;
-            // Only ids of committed conversations may be remembered.
-            self.pairs
-                .lock()
-                .expect("pair cache poisoned")
-                .extend(reservation.new_pairs);
-            stored
+        let stored = match self.db.get_database_backend() {
+            DbBackend::Postgres => store::messages_pg::write_batch(&self.db, &self.pairs, rows).await?,
+            _ => store::messages_sqlite::write_batch(&self.db, &self.pairs, rows).await?,
         };
         tracing::debug!(
             messages = rows.len(),
