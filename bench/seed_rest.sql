@@ -10,6 +10,8 @@ INSERT INTO conversation_members (conversation_id, user_id, role, joined_at, del
 INSERT INTO messages (conversation_id, seq, sender_id, content, sent_at, created_at)
   SELECT c.id, s, CASE WHEN s % 2 = 0 THEN c.user_a ELSE c.user_b END, 'message ' || s, now(), now()
   FROM conversations c, LATERAL generate_series(1, c.last_seq) s;
+UPDATE conversations c SET last_sender_id = m.sender_id, last_content = m.content, last_sent_at = m.sent_at
+  FROM messages m WHERE m.conversation_id = c.id AND m.seq = c.last_seq;
 UPDATE conversation_members m SET unread_count =
   (SELECT count(*) FROM messages x WHERE x.conversation_id = m.conversation_id AND x.sender_id <> m.user_id);
-ANALYZE;
+VACUUM ANALYZE;

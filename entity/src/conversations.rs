@@ -16,6 +16,10 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// The highest `seq` handed out in this conversation.
     pub last_seq: i64,
+    /// A copy of the newest message's sender, text and time, for the conversation list.
+    pub last_sender_id: Option<i64>,
+    pub last_content: Option<String>,
+    pub last_sent_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

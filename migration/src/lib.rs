@@ -2,11 +2,17 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
+mod m20261125_000001_conversation_preview;
+mod m20261125_000002_message_sender_membership;
 
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_initial::Migration)]
+        vec![
+            Box::new(m20261124_000001_initial::Migration),
+            Box::new(m20261125_000001_conversation_preview::Migration),
+            Box::new(m20261125_000002_message_sender_membership::Migration),
+        ]
     }
 }

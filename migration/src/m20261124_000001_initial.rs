@@ -56,7 +56,7 @@ enum Messages {
     CreatedAt,
 }
 
-fn id_col<T: Iden + 'static>(col: T) -> ColumnDef {
+pub(crate) fn id_col<T: Iden + 'static>(col: T) -> ColumnDef {
     ColumnDef::new(col)
         .big_integer()
         .not_null()
@@ -65,14 +65,14 @@ fn id_col<T: Iden + 'static>(col: T) -> ColumnDef {
         .to_owned()
 }
 
-fn timestamp<T: Iden + 'static>(col: T) -> ColumnDef {
+pub(crate) fn timestamp<T: Iden + 'static>(col: T) -> ColumnDef {
     ColumnDef::new(col)
         .timestamp_with_time_zone()
         .not_null()
         .to_owned()
 }
 
-fn timestamp_null<T: Iden + 'static>(col: T) -> ColumnDef {
+pub(crate) fn timestamp_null<T: Iden + 'static>(col: T) -> ColumnDef {
     ColumnDef::new(col).timestamp_with_time_zone().null().to_owned()
 }
 

@@ -1,8 +1,8 @@
-use axum::{Json, extract::State};
+use axum::{extract::State, response::Response};
 use serde::Serialize;
 
-use super::{error::ApiResult, extract::AuthUser};
-use crate::{app::AppState, domain::conversations, wire::iso};
+use super::{error::ApiResult, extract::AuthUser, render::json_sized};
+use crate::{app::AppState, domain::conversations, wire::Iso};
 
 #[derive(Serialize)]
 pub struct ConversationList {
@@ -18,25 +18,24 @@ struct ConversationItem {
     name: Option<String>,
     last_message: Option<LastMessage>,
     unread_count: i64,
-    updated_at: String,
+    updated_at: Iso,
     /// For direct conversations: whether the other user is online, and when last seen.
     online: Option<bool>,
-    last_seen: Option<String>,
+    last_seen: Option<Iso>,
 }
 
 #[derive(Serialize)]
 struct LastMessage {
     content: String,
-    sent_at: String,
+    sent_at: Iso,
     sender_id: i64,
 }
 
 /// `GET /api/conversations`: most recently updated first.
-pub async fn list(
-    State(state): State<AppState>,
-    AuthUser(me): AuthUser,
-) -> ApiResult<Json<ConversationList>> {
+pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Response> {
     let rows = conversations::list(&state.db, me).await?;
+    // About 250 bytes a row when rendered.
+    let capacity = 64 + rows.len() * 256;
     let conversations = rows
         .into_iter()
         .map(|c| {
@@ -47,7 +46,7 @@ pub async fn list(
             let last_message = match (c.last_content, c.last_sent_at, c.last_sender_id) {
                 (Some(content), Some(sent_at), Some(sender_id)) => Some(LastMessage {
                     content,
-                    sent_at: iso(sent_at),
+                    sent_at: Iso(sent_at),
                     sender_id,
                 }),
                 _ => None,
@@ -59,11 +58,11 @@ pub async fn list(
                 name: c.name,
                 last_message,
                 unread_count: c.unread_count,
-                updated_at: iso(c.updated_at),
+                updated_at: Iso(c.updated_at),
                 online: other_user_id.map(|id| state.presence.appears_online(id)),
-                last_seen: c.other_last_seen.map(iso),
+                last_seen: c.other_last_seen.map(Iso),
             }
         })
         .collect();
-    Ok(Json(ConversationList { conversations }))
+    json_sized(&ConversationList { conversations }, capacity)
 }

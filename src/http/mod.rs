@@ -6,6 +6,7 @@ mod extract;
 mod health;
 mod messages;
 mod presence;
+mod render;
 mod users;
 
 use axum::{

@@ -1,9 +1,11 @@
 //! The PostgreSQL write path: a whole batch in one statement.
 //!
-//! Counter bump, numbering, insert and member updates run as data-modifying CTEs, so a
-//! batch costs one round trip and one implicit transaction instead of five round trips.
-//! The semantics are those of [`super::messages_sqlite::write_batch`]: the counter rows are locked and bumped in the same atomic statement that inserts the
-//! messages, so seqs stay gap-free and ordered with several writers.
+//! Counter bump (with the list's last-message preview), numbering, insert and member
+//! updates run as data-modifying CTEs, so a batch costs one round trip and one implicit
+//! transaction instead of five round trips. The semantics are those of
+//! [`super::messages_sqlite::write_batch`]: the counter rows are locked and bumped in the
+//! same atomic statement that inserts the messages, so seqs stay gap-free and ordered
+//! with several writers.
 use std::collections::HashMap;
 
 use chrono::Utc;
@@ -14,24 +16,28 @@ use super::{
     stmt,
 };
 
+// Per-conversation counts, previews and each message's position within its
+// conversation are worked out in Rust: the statement then needs no sorts or window
+// functions, only the joins.
 const WRITE_BATCH: &str = "\
-WITH input AS (
-  SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::bool[])
-    WITH ORDINALITY AS r(c, u, rcpt, k, t, d, o)
+WITH counts AS (
+  SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[]) AS k(c, n, last_u, last_t)
 ),
-counts AS (SELECT c, count(*)::int8 AS n FROM input GROUP BY c),
 bumped AS (
-  UPDATE conversations SET last_seq = conversations.last_seq + counts.n, updated_at = $7
+  UPDATE conversations SET last_seq = conversations.last_seq + counts.n, updated_at = $11,
+    last_sender_id = counts.last_u, last_content = counts.last_t, last_sent_at = $11
   FROM counts WHERE conversations.id = counts.c
   RETURNING conversations.id, conversations.last_seq - counts.n AS base
 ),
 numbered AS (
-  SELECT i.*, b.base + row_number() OVER (PARTITION BY i.c ORDER BY i.o) AS seq
-  FROM input i JOIN bumped b ON b.id = i.c
+  SELECT r.*, b.base + r.pos AS seq
+  FROM unnest($5::int8[], $6::int8[], $7::int8[], $8::text[], $9::text[], $10::bool[], $12::int8[])
+    WITH ORDINALITY AS r(c, u, rcpt, k, t, d, pos, o)
+  JOIN bumped b ON b.id = r.c
 ),
 inserted AS (
   INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, delivered_at, created_at)
-  SELECT c, seq, u, NULLIF(k, ''), t, $7, CASE WHEN d THEN $7::timestamptz END, $7 FROM numbered ORDER BY o
+  SELECT c, seq, u, NULLIF(k, ''), t, $11, CASE WHEN d THEN $11::timestamptz END, $11 FROM numbered ORDER BY o
   RETURNING id, conversation_id, seq
 ),
 members AS (
@@ -42,6 +48,41 @@ members AS (
   WHERE m.conversation_id = x.c AND m.user_id = x.rcpt
 )
 SELECT id, conversation_id, seq FROM inserted";
+
+/// What the statement needs per conversation: how many messages it gets and the newest
+/// one (its list preview); and per message, its 1-based position in its conversation.
+struct Shape {
+    conversations: Vec<i64>,
+    counts: Vec<i64>,
+    last_senders: Vec<i64>,
+    last_contents: Vec<String>,
+    positions: Vec<i64>,
+}
+
+fn shape(batch: &[NewMessage], conversation_of: &[i64]) -> Shape {
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    let mut shape = Shape {
+        conversations: Vec::new(),
+        counts: Vec::new(),
+        last_senders: Vec::new(),
+        last_contents: Vec::new(),
+        positions: Vec::with_capacity(batch.len()),
+    };
+    for (m, conversation) in batch.iter().zip(conversation_of) {
+        let i = *index.entry(*conversation).or_insert_with(|| {
+            shape.conversations.push(*conversation);
+            shape.counts.push(0);
+            shape.last_senders.push(0);
+            shape.last_contents.push(String::new());
+            shape.conversations.len() - 1
+        });
+        shape.counts[i] += 1;
+        shape.positions.push(shape.counts[i]);
+        shape.last_senders[i] = m.sender_id;
+        shape.last_contents[i].clone_from(&m.content);
+    }
+    shape
+}
 
 #[derive(FromQueryResult)]
 struct Inserted {
@@ -93,10 +134,15 @@ pub async fn write_batch(
             .collect::<anyhow::Result<_>>()?
     };
 
+    let shape = shape(batch, &conversation_of);
     let rows = Inserted::find_by_statement(stmt(
         db,
         WRITE_BATCH,
         [
+            shape.conversations.into(),
+            shape.counts.into(),
+            shape.last_senders.into(),
+            shape.last_contents.into(),
             conversation_of.clone().into(),
             batch.iter().map(|m| m.sender_id).collect::<Vec<_>>().into(),
             batch.iter().map(|m| m.recipient_id).collect::<Vec<_>>().into(),
@@ -109,6 +155,7 @@ pub async fn write_batch(
             batch.iter().map(|m| m.content.clone()).collect::<Vec<_>>().into(),
             batch.iter().map(|m| m.deliver_now).collect::<Vec<_>>().into(),
             now.into(),
+            shape.positions.into(),
         ],
     ))
     .all(db)

@@ -1,7 +1,7 @@
 //! The SQLite write path: a batch of sends in one transaction.
 //!
 //! SQLite runs in-process, so several statements per batch cost little: conversations,
-//! counter bump, insert and member updates each get their own statement.
+//! counter bump, insert, member updates and list previews each get their own statement.
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -165,7 +165,29 @@ async fn insert<C: ConnectionTrait>(
         })?;
     }
     advance_members(txn, &stored).await?;
+    update_previews(txn, &reservation.first_seq).await?;
     Ok(stored)
+}
+
+/// Copies each touched conversation's newest message into its list preview.
+async fn update_previews<C: ConnectionTrait>(txn: &C, touched: &HashMap<i64, i64>) -> anyhow::Result<()> {
+    let ids: Vec<sea_orm::Value> = touched.keys().map(|id| (*id).into()).collect();
+    let placeholders = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    txn.execute_raw(stmt(
+        txn,
+        &format!(
+            "UPDATE conversations SET last_sender_id = m.sender_id, last_content = m.content, \
+               last_sent_at = m.sent_at \
+             FROM messages m WHERE m.conversation_id = conversations.id AND m.seq = conversations.last_seq \
+               AND conversations.id IN ({placeholders})"
+        ),
+        ids,
+    ))
+    .await?;
+    Ok(())
 }
 
 /// SQLite (in-process, so statement size costs little): one multi-row insert.

@@ -1,0 +1,132 @@
+//! Upgrading a database that already holds conversations: the later migrations keep
+//! every row, backfill the list previews and leave the constraints they promise. Runs on
+//! SQLite always, and on PostgreSQL when `TEST_DATABASE_URL` is set (required under
+//! `CI=true`).
+use migration::{Migrator, MigratorTrait};
+use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+
+async fn exec(db: &DatabaseConnection, sql: &str) -> Result<u64, String> {
+    db.execute_unprepared(sql)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| e.to_string())
+}
+
+async fn one_row(db: &DatabaseConnection, sql: &str) -> (i64, String) {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .expect("a row");
+    (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap())
+}
+
+async fn upgrade_keeps_data(db: &DatabaseConnection) {
+    Migrator::up(db, Some(1)).await.expect("initial schema");
+    for sql in [
+        "INSERT INTO users (id, email, password_hash, display_name, created_at) VALUES \
+           (1, 'a@x.example', 'h', 'a', '2026-11-24T10:00:00Z'), \
+           (2, 'b@x.example', 'h', 'b', '2026-11-24T10:00:00Z'), \
+           (3, 'c@x.example', 'h', 'c', '2026-11-24T10:00:00Z')",
+        "INSERT INTO conversations (id, kind, user_a, user_b, created_at, updated_at, last_seq) VALUES \
+           (1, 'direct', 1, 2, '2026-11-24T10:00:00Z', '2026-11-24T10:01:00Z', 2), \
+           (2, 'direct', 1, 3, '2026-11-24T10:00:00Z', '2026-11-24T10:00:00Z', 0)",
+        "INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES \
+           (1, 1, 'member', '2026-11-24T10:00:00Z'), (1, 2, 'member', '2026-11-24T10:00:00Z'), \
+           (2, 1, 'member', '2026-11-24T10:00:00Z'), (2, 3, 'member', '2026-11-24T10:00:00Z')",
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at, created_at) VALUES \
+           (1, 1, 1, 1, 'hello', '2026-11-24T10:00:30Z', '2026-11-24T10:00:30Z'), \
+           (2, 1, 2, 2, 'hello back', '2026-11-24T10:01:00Z', '2026-11-24T10:01:00Z')",
+    ] {
+        exec(db, sql).await.expect("seed the old schema");
+    }
+
+    Migrator::up(db, None).await.expect("later migrations");
+
+    assert_eq!(
+        one_row(db, "SELECT last_sender_id, last_content FROM conversations WHERE id = 1").await,
+        (2, "hello back".to_owned()),
+        "the preview is backfilled from the newest message"
+    );
+    assert_eq!(
+        one_row(db, "SELECT count(*), min(content) FROM messages").await,
+        (2, "hello".to_owned()),
+        "messages survive the upgrade"
+    );
+    let preview_of_empty = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT last_content FROM conversations WHERE id = 2",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<Option<String>>(0)
+        .unwrap();
+    assert_eq!(preview_of_empty, None, "a conversation without messages has no preview");
+
+    let insert = |conversation: i64, seq: i64, sender: i64| {
+        format!(
+            "INSERT INTO messages (conversation_id, seq, sender_id, content, sent_at, created_at) \
+             VALUES ({conversation}, {seq}, {sender}, 'x', '2026-11-24T10:02:00Z', '2026-11-24T10:02:00Z')"
+        )
+    };
+    assert!(
+        exec(db, &insert(1, 2, 1)).await.is_err(),
+        "(conversation, seq) stays unique"
+    );
+    assert!(
+        exec(db, &insert(1, 3, 3)).await.is_err(),
+        "a sender outside the conversation is refused"
+    );
+    assert!(
+        exec(db, &insert(9, 1, 1)).await.is_err(),
+        "a message in a missing conversation is refused"
+    );
+    assert_eq!(exec(db, &insert(1, 3, 1)).await, Ok(1), "a member's message is stored");
+
+    // A direct conversation goes with either of its users, and its messages with it
+    // (now through the membership rows).
+    exec(db, "DELETE FROM users WHERE id = 2").await.expect("delete a user");
+    assert_eq!(
+        one_row(db, "SELECT count(*), 'left' FROM messages").await,
+        (0, "left".to_owned()),
+        "deleting a user removes their conversation's messages"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_keeps_data() {
+    let dir = std::env::temp_dir().join(format!("rc-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("upgrade.db");
+    let _ = std::fs::remove_file(&path);
+    let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .expect("open SQLite");
+    upgrade_keeps_data(&db).await;
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn postgres_upgrade_keeps_data() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true needs TEST_DATABASE_URL for the PostgreSQL migration test"
+        );
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL upgrade test skipped");
+        return;
+    };
+    let admin = Database::connect(&url).await.expect("connect to TEST_DATABASE_URL");
+    let name = format!("rc_upgrade_{}", std::process::id());
+    exec(&admin, &format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    exec(&admin, &format!("CREATE DATABASE {name}")).await.unwrap();
+    let base = url.rsplit_once('/').map(|(base, _)| base).expect("URL with a database name");
+    let db = Database::connect(format!("{base}/{name}")).await.expect("connect to the fresh database");
+    upgrade_keeps_data(&db).await;
+    db.close().await.unwrap();
+    exec(&admin, &format!("DROP DATABASE {name}")).await.unwrap();
+}
