@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 use socketioxide::SocketIo;
 use tokio::net::{TcpListener, TcpSocket};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, util::MapRequestLayer};
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
     trace::TraceLayer,
@@ -108,6 +108,7 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
                 .layer(TraceLayer::new_for_http())
                 .layer(cors(&config.cors_origins))
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .layer(MapRequestLayer::new(socket::request_copy::detach_head))
                 .layer(sio_layer),
         )
 }

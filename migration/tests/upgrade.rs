@@ -44,7 +44,11 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
     Migrator::up(db, None).await.expect("later migrations");
 
     assert_eq!(
-        one_row(db, "SELECT last_sender_id, last_content FROM conversations WHERE id = 1").await,
+        one_row(
+            db,
+            "SELECT last_sender_id, last_content FROM conversations WHERE id = 1"
+        )
+        .await,
         (2, "hello back".to_owned()),
         "the preview is backfilled from the newest message"
     );
@@ -63,7 +67,10 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
         .unwrap()
         .try_get_by_index::<Option<String>>(0)
         .unwrap();
-    assert_eq!(preview_of_empty, None, "a conversation without messages has no preview");
+    assert_eq!(
+        preview_of_empty, None,
+        "a conversation without messages has no preview"
+    );
 
     let insert = |conversation: i64, seq: i64, sender: i64| {
         format!(
@@ -83,11 +90,17 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
         exec(db, &insert(9, 1, 1)).await.is_err(),
         "a message in a missing conversation is refused"
     );
-    assert_eq!(exec(db, &insert(1, 3, 1)).await, Ok(1), "a member's message is stored");
+    assert_eq!(
+        exec(db, &insert(1, 3, 1)).await,
+        Ok(1),
+        "a member's message is stored"
+    );
 
     // A direct conversation goes with either of its users, and its messages with it
     // (now through the membership rows).
-    exec(db, "DELETE FROM users WHERE id = 2").await.expect("delete a user");
+    exec(db, "DELETE FROM users WHERE id = 2")
+        .await
+        .expect("delete a user");
     assert_eq!(
         one_row(db, "SELECT count(*), 'left' FROM messages").await,
         (0, "left".to_owned()),
@@ -120,12 +133,21 @@ async fn postgres_upgrade_keeps_data() {
         eprintln!("TEST_DATABASE_URL not set: PostgreSQL upgrade test skipped");
         return;
     };
-    let admin = Database::connect(&url).await.expect("connect to TEST_DATABASE_URL");
+    let admin = Database::connect(&url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
     let name = format!("rc_upgrade_{}", std::process::id());
-    exec(&admin, &format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    exec(&admin, &format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
     exec(&admin, &format!("CREATE DATABASE {name}")).await.unwrap();
-    let base = url.rsplit_once('/').map(|(base, _)| base).expect("URL with a database name");
-    let db = Database::connect(format!("{base}/{name}")).await.expect("connect to the fresh database");
+    let base = url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .expect("URL with a database name");
+    let db = Database::connect(format!("{base}/{name}"))
+        .await
+        .expect("connect to the fresh database");
     upgrade_keeps_data(&db).await;
     db.close().await.unwrap();
     exec(&admin, &format!("DROP DATABASE {name}")).await.unwrap();

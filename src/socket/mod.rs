@@ -6,6 +6,7 @@ pub mod messaging;
 pub mod ping;
 pub mod receipts;
 pub mod reply;
+pub mod request_copy;
 pub mod session;
 pub mod sync;
 pub mod typing;
