@@ -89,6 +89,8 @@ impl MigrationTrait for Migration {
 
 /// SQLite cannot alter a table's constraints: the table is rebuilt with the new key,
 /// its rows copied, and its indexes recreated (as SQLite's documentation prescribes).
+/// The columns are restated rather than shared with the initial migration: each
+/// migration must keep describing the schema of its own day.
 async fn rebuild_sqlite(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager
         .create_table(

@@ -67,7 +67,9 @@ mod tests {
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
             .header("x-multi", "a")
             .header("x-multi", "b")
-            .extension(OriginalUri("http://h/socket.io/?EIO=4&transport=websocket".parse().unwrap()))
+            .extension(OriginalUri(
+                "http://h/socket.io/?EIO=4&transport=websocket".parse().unwrap(),
+            ))
             .body(())
             .unwrap();
         let before = req.headers().clone();
