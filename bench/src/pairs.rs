@@ -100,10 +100,10 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
             while let Ok(Some(Incoming::Event(name, payload))) =
                 tokio::time::timeout(Duration::from_millis(200), client.rx.recv()).await
             {
-                if name == "new_message" {
-                    if let Some((index, _)) = parse_content(&payload) {
-                        res.streams.record(index);
-                    }
+                if name == "new_message"
+                    && let Some((index, _)) = parse_content(&payload)
+                {
+                    res.streams.record(index);
                 }
             }
             res

@@ -73,12 +73,11 @@ impl Client {
                 let text = text.as_str();
                 if text == "2" {
                     let _ = pong.send(Message::text("3"));
-                } else if let Some(body) = text.strip_prefix("42") {
-                    if let Ok((name, payload)) = serde_json::from_str::<(String, Value)>(body) {
-                        if in_tx.send(Incoming::Event(name, payload)).is_err() {
-                            break;
-                        }
-                    }
+                } else if let Some(body) = text.strip_prefix("42")
+                    && let Ok((name, payload)) = serde_json::from_str::<(String, Value)>(body)
+                    && in_tx.send(Incoming::Event(name, payload)).is_err()
+                {
+                    break;
                 }
             }
             let _ = in_tx.send(Incoming::Closed);

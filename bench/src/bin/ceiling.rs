@@ -41,12 +41,14 @@ enum Fault {
     Duplicate(u64),
 }
 
+/// Per sender: messages seen, and a held-back message (for `reorder`).
+type SenderState = HashMap<i64, (u64, Option<Value>)>;
+
 #[derive(Clone)]
 struct Relay {
     fault: Fault,
     ids: Arc<AtomicI64>,
-    /// Per sender: messages seen, and a held-back message (for `reorder`).
-    senders: Arc<Mutex<HashMap<i64, (u64, Option<Value>)>>>,
+    senders: Arc<Mutex<SenderState>>,
 }
 
 #[derive(Deserialize)]

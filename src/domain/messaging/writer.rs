@@ -95,7 +95,7 @@ impl Writer {
         if sends.is_empty() {
             return;
         }
-        let Ok(batch) = self.drop_unknown_recipients(sends.drain(..).collect()).await else {
+        let Ok(batch) = self.drop_unknown_recipients(std::mem::take(sends)).await else {
             return;
         };
         if batch.is_empty() {
