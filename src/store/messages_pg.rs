@@ -61,27 +61,29 @@ struct Shape {
 
 fn shape(batch: &[NewMessage], conversation_of: &[i64]) -> Shape {
     let mut index: HashMap<i64, usize> = HashMap::new();
-    let mut shape = Shape {
-        conversations: Vec::new(),
-        counts: Vec::new(),
-        last_senders: Vec::new(),
-        last_contents: Vec::new(),
-        positions: Vec::with_capacity(batch.len()),
-    };
-    for (m, conversation) in batch.iter().zip(conversation_of) {
+    let mut conversations = Vec::new();
+    let mut counts = Vec::new();
+    // Per conversation, the batch index of its newest message: copied once, at the end.
+    let mut newest = Vec::new();
+    let mut positions = Vec::with_capacity(batch.len());
+    for (at, conversation) in conversation_of.iter().enumerate() {
         let i = *index.entry(*conversation).or_insert_with(|| {
-            shape.conversations.push(*conversation);
-            shape.counts.push(0);
-            shape.last_senders.push(0);
-            shape.last_contents.push(String::new());
-            shape.conversations.len() - 1
+            conversations.push(*conversation);
+            counts.push(0);
+            newest.push(at);
+            conversations.len() - 1
         });
-        shape.counts[i] += 1;
-        shape.positions.push(shape.counts[i]);
-        shape.last_senders[i] = m.sender_id;
-        shape.last_contents[i].clone_from(&m.content);
+        counts[i] += 1;
+        positions.push(counts[i]);
+        newest[i] = at;
     }
-    shape
+    Shape {
+        conversations,
+        counts,
+        last_senders: newest.iter().map(|&at| batch[at].sender_id).collect(),
+        last_contents: newest.iter().map(|&at| batch[at].content.clone()).collect(),
+        positions,
+    }
 }
 
 #[derive(FromQueryResult)]

@@ -267,6 +267,33 @@ describe("GET /api/conversations", () => {
     await sendMessages(bob, alice, "third");
     assert.deepEqual(await order(), [withBob.conversation_id, withCarol.conversation_id]);
   });
+
+  test("after a burst from both sides the preview is the conversation's newest message", async () => {
+    const [alice, bob] = await server.registerMany("alice", "bob");
+    const [a, b] = await Promise.all([connect(server, alice), connect(server, bob)]);
+    const BURST = 40;
+    for (let i = 0; i < BURST; i++) {
+      a.emit("send_message", { to_user_id: bob.id, content: `from alice ${i}` });
+      b.emit("send_message", { to_user_id: alice.id, content: `from bob ${i}` });
+    }
+    const [sentA, sentB] = await Promise.all([
+      a.expectMany("message_sent", BURST, { timeoutMs: 30_000 }),
+      b.expectMany("message_sent", BURST, { timeoutMs: 30_000 }),
+    ]);
+    const conversationId = sentA[0].conversation_id;
+    const newest = (
+      await server.http("GET", `/api/messages?conversation_id=${conversationId}&limit=1`, { token: alice.token })
+    ).body.messages[0];
+    assert.ok([...sentA, ...sentB].some((m) => m.message_id === newest.id));
+    for (const user of [alice, bob]) {
+      const [only] = (await server.http("GET", "/api/conversations", { token: user.token })).body.conversations;
+      assert.deepEqual(only.last_message, {
+        content: newest.content,
+        sent_at: newest.sent_at,
+        sender_id: newest.sender_id,
+      });
+    }
+  });
 });
 
 describe("GET /api/messages", () => {
