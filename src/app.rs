@@ -16,21 +16,11 @@ use tower_http::{
 use crate::{
     auth::jwt::JwtKeys,
     config::{Config, CorsOrigins},
-    domain::{accounts::KnownUsers, messaging::Messaging, presence::Presence, typing::Typing},
-    http, socket, store,
+    domain::{groups::Groups, messaging::Messaging, presence::Presence, typing::Typing},
+    http, socket,
+    state::AppState,
+    store,
 };
-
-/// Everything a request or socket handler may need; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub jwt: JwtKeys,
-    pub config: Arc<Config>,
-    pub messaging: Messaging,
-    pub presence: Arc<Presence>,
-    pub typing: Arc<Typing>,
-    pub known_users: Arc<KnownUsers>,
-}
 
 /// Largest REST request body.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -70,19 +60,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub fn build(config: Config, db: DatabaseConnection) -> Router {
     let config = Arc::new(config);
     let presence = Arc::new(Presence::default());
+    let typing = Arc::new(Typing::new(config.typing_throttle));
     let (messaging, outcomes) = Messaging::start(
         db.clone(),
         presence.clone(),
+        typing.clone(),
         config.presence_grace,
         config.catch_up_limit,
     );
+    let groups = Groups::new(db.clone(), messaging.clone(), config.group_max_members);
     let state = AppState {
+        groups,
         db,
         jwt: JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours),
         config: config.clone(),
         messaging,
         presence,
-        typing: Arc::new(Typing::new(config.typing_throttle)),
+        typing,
         known_users: Arc::default(),
     };
 

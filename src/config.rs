@@ -42,8 +42,11 @@ pub struct Config {
     pub typing_throttle: Duration,
     /// A `typing: true` without follow-up turns into `false` after this long.
     pub typing_timeout: Duration,
-    /// Most queued messages handed to a device when it connects (the rest on the next connect).
+    /// Most queued messages handed to a connecting device in one page; pages follow
+    /// until its queue is drained.
     pub catch_up_limit: u64,
+    /// Most current members of one group.
+    pub group_max_members: usize,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -127,8 +130,13 @@ impl Config {
         if !(1..=8_000).contains(&catch_up_limit) {
             return Err(bad("CATCH_UP_LIMIT", "must be between 1 and 8000"));
         }
+        let group_max_members: usize = parse("GROUP_MAX_MEMBERS", 1_000)?;
+        if !(2..=100_000).contains(&group_max_members) {
+            return Err(bad("GROUP_MAX_MEMBERS", "must be between 2 and 100000"));
+        }
         Ok(Config {
             catch_up_limit,
+            group_max_members,
             presence_grace: millis("PRESENCE_GRACE_MS", 5_000)?,
             typing_throttle: millis("TYPING_THROTTLE_MS", 2_000)?,
             typing_timeout: millis("TYPING_TIMEOUT_MS", 6_000)?,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod socket;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod wire;

@@ -10,12 +10,14 @@ pub struct Model {
     /// `owner`, `admin` or `member`.
     pub role: String,
     pub joined_at: DateTimeUtc,
-    /// Highest message seq delivered to this member.
+    /// The member has every message up to this seq on one of their devices.
     pub delivered_seq: i64,
     /// Highest message seq read by this member.
     pub read_seq: i64,
-    /// Messages from other members after `read_seq`.
-    pub unread_count: i64,
+    /// The member's own messages after `read_seq`: unread = last_seq - read_seq - this.
+    pub sent_since_read: i64,
+    /// Set when the member left or was removed: the row stays, access ends.
+    pub left_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,10 @@ pub struct Model {
     pub last_sender_id: Option<i64>,
     pub last_content: Option<String>,
     pub last_sent_at: Option<DateTimeUtc>,
+    /// The group's creator (null for direct chats).
+    pub created_by: Option<i64>,
+    /// Set when a group's last member left: kept for history, no sends.
+    pub closed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

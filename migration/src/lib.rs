@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_initial;
 mod m20261125_000001_conversation_preview;
 mod m20261125_000002_message_sender_membership;
+mod m20261125_000003_member_positions;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261125_000001_conversation_preview::Migration),
             Box::new(m20261125_000002_message_sender_membership::Migration),
+            Box::new(m20261125_000003_member_positions::Migration),
         ]
     }
 }

@@ -37,6 +37,8 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
         "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at, created_at) VALUES \
            (1, 1, 1, 1, 'hello', '2026-11-24T10:00:30Z', '2026-11-24T10:00:30Z'), \
            (2, 1, 2, 2, 'hello back', '2026-11-24T10:01:00Z', '2026-11-24T10:01:00Z')",
+        // Alice's message reached Bob; Bob's reply has not reached Alice yet.
+        "UPDATE messages SET delivered_at = '2026-11-24T10:00:31Z' WHERE id = 1",
     ] {
         exec(db, sql).await.expect("seed the old schema");
     }
@@ -71,6 +73,39 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
         preview_of_empty, None,
         "a conversation without messages has no preview"
     );
+
+    // Per-message receipts become member positions: each member has everything before
+    // the first message from the other still undelivered (unread) to them.
+    let positions = |user: i64| {
+        format!(
+            "SELECT delivered_seq * 100 + read_seq * 10 + sent_since_read, 'positions' \
+             FROM conversation_members WHERE conversation_id = 1 AND user_id = {user}"
+        )
+    };
+    assert_eq!(
+        one_row(db, &positions(1)).await.0,
+        100 + 10 + 0,
+        "Alice: delivered 1, read 1 (no unread from Bob before his reply), nothing of her own after it"
+    );
+    assert_eq!(
+        one_row(db, &positions(2)).await.0,
+        200 + 0 + 1,
+        "Bob: delivered 2 (Alice's message reached him), read 0, his own reply after it"
+    );
+    exec(
+        db,
+        "INSERT INTO conversations (id, kind, name, created_by, created_at, updated_at, last_seq) VALUES \
+           (3, 'group', 'team', 1, '2026-11-24T10:03:00Z', '2026-11-24T10:03:00Z', 0)",
+    )
+    .await
+    .expect("groups fit the upgraded schema");
+    exec(
+        db,
+        "INSERT INTO member_position_log (conversation_id, user_id, kind, seq, at) \
+           VALUES (1, 2, 'read', 1, '2026-11-24T10:04:00Z')",
+    )
+    .await
+    .expect("position moves are logged");
 
     let insert = |conversation: i64, seq: i64, sender: i64| {
         format!(

@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
-use super::{DomainResult, presence::Presence};
+use super::{DomainError, DomainResult, presence::Presence};
 use crate::store;
 
 /// One contact's presence.
@@ -15,13 +15,19 @@ pub struct ContactPresence {
 /// Most ids one presence query may ask about.
 pub const MAX_PRESENCE_IDS: usize = 500;
 
-/// Presence of the requested users who share a conversation with `caller`; others are omitted.
+/// Presence of the requested users who share a conversation (direct or group) with
+/// `caller`; others are omitted.
 pub async fn presence_of(
     db: &DatabaseConnection,
     presence: &Presence,
     caller: i64,
     requested: &[i64],
 ) -> DomainResult<Vec<ContactPresence>> {
+    if requested.len() > MAX_PRESENCE_IDS {
+        return Err(DomainError::InvalidInput(format!(
+            "at most {MAX_PRESENCE_IDS} user_ids per request"
+        )));
+    }
     let contacts = store::conversations::contacts(db, caller).await?;
     let visible: Vec<i64> = requested
         .iter()

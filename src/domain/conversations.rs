@@ -2,7 +2,11 @@
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 
-use super::{DomainError, DomainResult, messaging::ReadReceipt, presence::DeviceId};
+use super::{
+    DomainError, DomainResult,
+    messaging::{Messaging, Outcome, ReadReceipt},
+    presence::{DeviceId, Presence},
+};
 use crate::store::{
     self,
     conversations::{ConversationSummary, HistoryMessage, SeqCursor},
@@ -11,8 +15,37 @@ use crate::store::{
 /// The most messages one history page returns.
 pub const MAX_PAGE: u64 = 100;
 
-pub async fn list(db: &DatabaseConnection, user: i64) -> DomainResult<Vec<ConversationSummary>> {
-    Ok(store::conversations::list_for_user(db, user).await?)
+/// One row of a user's conversation list, as the user sees it.
+#[derive(Debug, Clone)]
+pub struct ConversationView {
+    pub summary: ConversationSummary,
+    /// The other participant of a direct conversation; None for groups.
+    pub other_user_id: Option<i64>,
+    /// For direct conversations: whether the other user appears online.
+    pub online: Option<bool>,
+}
+
+/// The user's conversations, most recently updated first.
+pub async fn list(
+    db: &DatabaseConnection,
+    presence: &Presence,
+    user: i64,
+) -> DomainResult<Vec<ConversationView>> {
+    Ok(store::conversations::list_for_user(db, user)
+        .await?
+        .into_iter()
+        .map(|summary| {
+            let other_user_id = match (summary.user_a, summary.user_b) {
+                (Some(a), Some(b)) => Some(if a == user { b } else { a }),
+                _ => None,
+            };
+            ConversationView {
+                online: other_user_id.map(|id| presence.appears_online(id)),
+                other_user_id,
+                summary,
+            }
+        })
+        .collect())
 }
 
 /// Missing and not-a-member are one error, so ids cannot be probed.
@@ -119,15 +152,18 @@ pub async fn sync(
     Ok((out, has_more))
 }
 
-/// Marks the other members' messages read, up to `up_to_message_id` or everything;
-/// returns how many changed and the receipt to announce (None when nothing changed).
+/// Moves the caller's read position up to `up_to_message_id` or the newest message, and
+/// announces it: `message_read` to each sender now read, `conversation_read` to the
+/// reader's other devices, `message_delivered` for what the read settled. Returns how
+/// many messages from others became read.
 pub async fn mark_read(
     db: &DatabaseConnection,
+    messaging: &Messaging,
     user: i64,
     conversation: i64,
     up_to_message_id: Option<i64>,
     device: Option<DeviceId>,
-) -> DomainResult<(u64, Option<ReadReceipt>)> {
+) -> DomainResult<u64> {
     require_member(db, conversation, user).await?;
     let up_to_seq = match up_to_message_id {
         None => None,
@@ -141,18 +177,23 @@ pub async fn mark_read(
     };
     let now = Utc::now();
     let change = store::conversations::mark_read(db, conversation, user, up_to_seq, now).await?;
-    let receipt = match (change.marked, change.up_to_message_id) {
-        (1.., Some(up_to_message_id)) => Some(ReadReceipt {
+    if let (1.., Some(up_to_message_id)) = (change.marked, change.up_to_message_id) {
+        messaging.announce_now(Outcome::Read(ReadReceipt {
             conversation_id: conversation,
             reader_id: user,
             reader_device: device,
             newest_read: change.newest_read,
             up_to_message_id,
             read_at: now,
-        }),
-        _ => None,
-    };
-    Ok((change.marked, receipt))
+        }));
+    }
+    if !change.delivered.is_empty() {
+        messaging.announce_now(Outcome::Delivered {
+            messages: change.delivered,
+            at: now,
+        });
+    }
+    Ok(change.marked)
 }
 
 /// A conversation named directly, or as the direct chat with a user.

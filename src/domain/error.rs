@@ -26,6 +26,17 @@ pub enum DomainError {
     /// The conversation is missing or the caller is not a member: deliberately one error.
     #[error("conversation not found")]
     ConversationNotFound,
+    /// The message is missing or not the caller's to see: deliberately one error.
+    #[error("message not found")]
+    MessageNotFound,
+    /// A member lacking the role for a group operation.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A group request that is well-formed but not acceptable (name, size, user ids).
+    #[error("{0}")]
+    InvalidGroup(String),
+    #[error("a group has at most {0} members")]
+    TooManyMembers(usize),
     #[error("server is shutting down")]
     Unavailable,
     /// Anything else: logged with context, shown to clients as a generic message.
@@ -54,6 +65,10 @@ impl DomainError {
             DomainError::EmptyContent => "empty_content",
             DomainError::ContentTooLong(_) => "content_too_long",
             DomainError::ConversationNotFound => "conversation_not_found",
+            DomainError::MessageNotFound => "message_not_found",
+            DomainError::Forbidden(_) => "forbidden",
+            DomainError::InvalidGroup(_) => "invalid_group",
+            DomainError::TooManyMembers(_) => "too_many_members",
             DomainError::Unavailable => "unavailable",
             DomainError::Internal(_) => "internal_error",
         }

@@ -3,8 +3,10 @@ pub mod accounts;
 pub mod contacts;
 pub mod conversations;
 pub mod error;
+pub mod groups;
 pub mod messaging;
 pub mod presence;
+pub mod receipts;
 pub mod types;
 pub mod typing;
 

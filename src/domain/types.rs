@@ -96,6 +96,47 @@ impl Content {
     }
 }
 
+/// A group's name: trimmed, 1..=100 characters.
+#[derive(Debug, Clone)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let name = raw.trim();
+        match name.chars().count() {
+            0 => Err(DomainError::InvalidGroup("name must not be empty".into())),
+            101.. => Err(DomainError::InvalidGroup(
+                "name must be at most 100 characters".into(),
+            )),
+            _ => Ok(GroupName(name.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A group's description: at most 1,000 characters, kept as written.
+#[derive(Debug, Clone)]
+pub struct GroupDescription(String);
+
+impl GroupDescription {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        if raw.chars().count() > 1_000 {
+            Err(DomainError::InvalidGroup(
+                "description must be at most 1000 characters".into(),
+            ))
+        } else {
+            Ok(GroupDescription(raw.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A client-chosen idempotency key for a send: 1..=64 visible characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientMsgId(String);
@@ -152,6 +193,19 @@ mod tests {
         assert!(ClientMsgId::parse("").is_err());
         assert!(ClientMsgId::parse(&"x".repeat(65)).is_err());
         assert!(ClientMsgId::parse("a b").is_err());
+    }
+
+    #[test]
+    fn group_names_and_descriptions_are_bounded() {
+        assert_eq!(GroupName::parse("  Team  ").unwrap().as_str(), "Team");
+        assert!(GroupName::parse("   ").is_err());
+        assert!(
+            GroupName::parse(&"é".repeat(100)).is_ok(),
+            "characters, not bytes"
+        );
+        assert!(GroupName::parse(&"x".repeat(101)).is_err());
+        assert!(GroupDescription::parse(&"x".repeat(1_000)).is_ok());
+        assert!(GroupDescription::parse(&"x".repeat(1_001)).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::{error::ApiResult, extract::JsonBody, users::UserBody};
-use crate::{app::AppState, domain::accounts};
+use crate::{domain::accounts, state::AppState};
 
 #[derive(Deserialize)]
 pub struct RegisterBody {

@@ -60,7 +60,12 @@ impl ApiError {
                 DomainError::BadCredentials => StatusCode::UNAUTHORIZED,
                 DomainError::UserNotFound
                 | DomainError::UnknownRecipient
-                | DomainError::ConversationNotFound => StatusCode::NOT_FOUND,
+                | DomainError::ConversationNotFound
+                | DomainError::MessageNotFound => StatusCode::NOT_FOUND,
+                DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+                DomainError::InvalidGroup(_) | DomainError::TooManyMembers(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 DomainError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },

@@ -9,7 +9,7 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::{app::AppState, auth::jwt::TokenError};
+use crate::{auth::jwt::TokenError, state::AppState};
 
 /// The user a valid `Authorization: Bearer` token names, checked to still exist.
 pub struct AuthUser(pub i64);

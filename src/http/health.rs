@@ -1,7 +1,7 @@
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 
-use crate::{app::AppState, store};
+use crate::{state::AppState, store};
 
 /// `GET /health`: 200 while the database answers, 503 otherwise.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

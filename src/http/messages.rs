@@ -1,4 +1,7 @@
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::{Path, State},
+};
 use serde::Serialize;
 
 use super::{
@@ -6,8 +9,11 @@ use super::{
     extract::{AuthUser, QueryParams},
 };
 use crate::{
-    app::AppState,
-    domain::conversations::{self, Cursor},
+    domain::{
+        conversations::{self, Cursor},
+        receipts,
+    },
+    state::AppState,
     store::conversations::HistoryMessage,
     wire::iso,
 };
@@ -95,13 +101,51 @@ pub async fn mark_read(
     params: QueryParams,
 ) -> ApiResult<Json<Marked>> {
     let conversation = params.required("conversation_id")?;
-    let (messages_marked, receipt) =
-        conversations::mark_read(&state.db, me, conversation, None, None).await?;
-    if let Some(receipt) = receipt {
-        state.messaging.announce_read(receipt);
-    }
+    let messages_marked =
+        conversations::mark_read(&state.db, &state.messaging, me, conversation, None, None).await?;
     Ok(Json(Marked {
         success: true,
         messages_marked,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct ReceiptList {
+    message_id: i64,
+    conversation_id: i64,
+    receipts: Vec<ReceiptItem>,
+}
+
+#[derive(Serialize)]
+struct ReceiptItem {
+    user_id: i64,
+    delivered_at: Option<String>,
+    read_at: Option<String>,
+}
+
+/// `GET /api/messages/{id}/receipts`: each other member's delivered and read times.
+pub async fn receipts(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReceiptList>> {
+    let id = id
+        .parse()
+        .ok()
+        .filter(|id: &i64| *id > 0)
+        .ok_or_else(|| ApiError::BadRequest("message id must be a positive integer".into()))?;
+    let r = receipts::of_message(&state.db, me, id).await?;
+    Ok(Json(ReceiptList {
+        message_id: r.message_id,
+        conversation_id: r.conversation_id,
+        receipts: r
+            .receipts
+            .into_iter()
+            .map(|m| ReceiptItem {
+                user_id: m.user_id,
+                delivered_at: m.delivered_at.map(iso),
+                read_at: m.read_at.map(iso),
+            })
+            .collect(),
     }))
 }

@@ -3,6 +3,7 @@ mod auth;
 mod conversations;
 pub mod error;
 mod extract;
+mod groups;
 mod health;
 mod messages;
 mod presence;
@@ -11,10 +12,10 @@ mod users;
 
 use axum::{
     Router,
-    routing::{get, post},
+    routing::{get, patch, post},
 };
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -26,4 +27,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/messages", get(messages::history))
         .route("/api/messages/read", post(messages::mark_read))
         .route("/api/presence", get(presence::presence))
+        .route("/api/groups", post(groups::create))
+        .route("/api/groups/{id}", get(groups::get).patch(groups::update))
+        .route("/api/groups/{id}/members", post(groups::add_members))
+        .route(
+            "/api/groups/{id}/members/{user_id}",
+            patch(groups::set_role).delete(groups::remove_member),
+        )
+        .route("/api/groups/{id}/leave", post(groups::leave))
+        .route("/api/messages/{id}/receipts", get(messages::receipts))
 }

@@ -2,10 +2,10 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 
 use super::{
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     extract::{AuthUser, QueryParams},
 };
-use crate::{app::AppState, domain::contacts, wire::iso};
+use crate::{domain::contacts, state::AppState, wire::iso};
 
 #[derive(Serialize)]
 pub struct PresenceList {
@@ -26,12 +26,6 @@ pub async fn presence(
     params: QueryParams,
 ) -> ApiResult<Json<PresenceList>> {
     let ids = params.id_list("user_ids")?;
-    if ids.len() > contacts::MAX_PRESENCE_IDS {
-        return Err(ApiError::BadRequest(format!(
-            "at most {} user_ids per request",
-            contacts::MAX_PRESENCE_IDS
-        )));
-    }
     let found = contacts::presence_of(&state.db, &state.presence, me, &ids).await?;
     Ok(Json(PresenceList {
         users: found

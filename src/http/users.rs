@@ -2,7 +2,7 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 
 use super::{error::ApiResult, extract::AuthUser};
-use crate::{app::AppState, domain::accounts, wire::iso};
+use crate::{domain::accounts, state::AppState, wire::iso};
 
 /// A user as the API shows it.
 #[derive(Serialize)]

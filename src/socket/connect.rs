@@ -5,12 +5,12 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use thiserror::Error;
 
 use super::{
-    events::{self, AuthPayload, Authenticated},
+    events::{self, AuthPayload, Authenticated, device_room, user_room},
     messaging, ping, receipts,
     session::{Phase, Session},
     sync, typing,
 };
-use crate::{app::AppState, auth::jwt::TokenError};
+use crate::{auth::jwt::TokenError, state::AppState};
 
 /// Why a handshake was refused; the client reads this as `connect_error`'s message.
 #[derive(Debug, Error)]
@@ -65,6 +65,9 @@ pub async fn on_connect(s: SocketRef, State(state): State<AppState>) {
     if let Err(e) = s.emit(events::AUTHENTICATED, &hello) {
         tracing::debug!(error = %e, "could not greet socket");
     }
+    // Receipts, presence and group events reach the device at once; messages only once
+    // its offline queue is handed over (the dispatcher then adds the conversation rooms).
+    s.join([user_room(session.user_id), device_room(&s.id.to_string())]);
     let mut phase = session.phase.lock().await;
     if *phase == Phase::Authenticated {
         *phase = Phase::Connected;

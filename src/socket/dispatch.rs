@@ -1,134 +1,97 @@
-//! Announces what the domain decided, in the order it decided it.
-use std::str::FromStr;
+//! Announces what the domain decided, in the order it decided it, and reports back
+//! which members' devices messages reached.
+use std::{
+    collections::HashMap,
+    str::FromStr,
+    sync::{Arc, atomic::Ordering},
+};
 
 use chrono::{DateTime, Utc};
-
+use serde_json::value::RawValue;
 use socketioxide::{SocketIo, extract::SocketRef, socket::Sid};
 use tokio::sync::mpsc;
 
 use super::{
     events::{
-        self, ConversationRead, MessageDelivered, MessageRead, NewMessage, UserOffline, UserOnline,
-        device_room, iso, user_room,
+        self, ConversationRead, GroupEventOut, MessageDelivered, MessageRead, NewMessage, UserOffline,
+        UserOnline, conversation_room, device_room, iso, user_room,
     },
     messaging::sent_payload,
+    session::Session,
     typing,
 };
 use crate::{
-    app::AppState,
-    domain::messaging::{Outcome, ReadReceipt, Stored, StoredMessage},
+    domain::{
+        groups::{GroupChange, GroupEvent},
+        messaging::{Move, Outcome, QueuedMessage, ReadReceipt, Settled, Stored, StoredMessage},
+    },
+    state::AppState,
 };
 
 /// Runs until the writer stops.
 pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
     while let Some(outcome) = outcomes.recv().await {
         match outcome {
+            Outcome::Joined {
+                conversation_id,
+                user_ids,
+            } => join_live(&io, conversation_id, &user_ids),
             Outcome::Stored(batch) => {
+                let mut reached = Vec::new();
                 for stored in batch {
-                    announce_stored(&io, &state, stored).await;
+                    announce_stored(&io, stored, &mut reached).await;
                 }
+                state.messaging.reached(reached).await;
             }
             Outcome::CatchUp {
                 device,
                 user_id,
                 messages,
-                delivered_at,
-            } => {
-                let Some(s) = socket(&io, &device) else {
-                    // Gone before its queue could be handed over: make sure the writer knows.
-                    state.messaging.device_disconnected(user_id, device).await;
-                    continue;
-                };
-                s.join([user_room(user_id), device_room(&device)]);
-                for m in &messages {
-                    let payload = NewMessage {
-                        message_id: m.id,
-                        conversation_id: m.conversation_id,
-                        from_user_id: m.sender_id,
-                        content: &m.content,
-                        sent_at: iso(m.sent_at),
-                        seq: m.seq,
-                    };
-                    if let Err(e) = s.emit(events::NEW_MESSAGE, &payload) {
-                        tracing::warn!(error = %e, message_id = m.id, "queued message not handed to device");
-                    }
-                }
-                for m in &messages {
-                    tell_delivered(&io, m.id, m.conversation_id, m.sender_id, delivered_at).await;
-                }
-            }
+                rooms,
+            } => hand_over(&io, &state, device, user_id, messages, rooms).await,
             Outcome::CatchUpFailed { device } => {
                 if let Some(s) = socket(&io, &device) {
                     s.disconnect().ok();
                 }
             }
+            Outcome::TypingStopped {
+                conversation_id,
+                user_id,
+            } => typing::announce(&io, conversation_id, user_id, false).await,
             Outcome::Presence {
                 user_id,
                 online,
                 last_seen,
                 contacts,
-            } => {
-                let rooms: Vec<String> = contacts.iter().map(|id| user_room(*id)).collect();
-                let sent = match last_seen {
-                    Some(at) if !online => {
-                        io.to(rooms)
-                            .emit(
-                                events::USER_OFFLINE,
-                                &UserOffline {
-                                    user_id,
-                                    last_seen: iso(at),
-                                },
-                            )
-                            .await
-                    }
-                    _ => {
-                        io.to(rooms)
-                            .emit(events::USER_ONLINE, &UserOnline { user_id })
-                            .await
-                    }
-                };
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e, user_id, "presence not announced");
-                }
-            }
+            } => announce_presence(&io, user_id, online, last_seen, &contacts).await,
             Outcome::Read(receipt) => announce_read(&io, receipt).await,
+            Outcome::Delivered { messages, at } => tell_delivered(&io, &messages, at).await,
+            Outcome::Group(event) => announce_group(&io, event).await,
         }
     }
 }
 
-async fn announce_stored(
-    io: &SocketIo,
-    state: &AppState,
-    Stored {
+async fn announce_stored(io: &SocketIo, stored: Stored, reached: &mut Vec<Move>) {
+    let Stored {
         device,
         message,
         fresh,
-    }: Stored,
-) {
+    } = stored;
     if let Some(s) = socket(io, &device) {
         s.emit(events::MESSAGE_SENT, &sent_payload(&message)).ok();
     }
     if !fresh {
-        // A retry: recipients heard of it the first time.
+        // A retry: members heard of it the first time.
         return;
     }
-    if state.typing.stop(message.conversation_id, message.sender_id) {
-        typing::announce(
-            io,
-            message.conversation_id,
-            message.sender_id,
-            &[message.recipient_id],
-            false,
-        )
-        .await;
-    }
-    // Undelivered messages wait for the recipient's catch-up.
-    if message.delivered_at.is_some() {
-        deliver_live(io, &message).await;
-    }
+    deliver_live(io, &message, reached);
 }
 
-async fn deliver_live(io: &SocketIo, msg: &StoredMessage) {
+/// Hands a message to every live device of the other members (devices still catching
+/// up will find it in their queue). Each device gets it separately so that a device
+/// whose buffer is full is known: it is disconnected (it catches up on reconnect) and
+/// does not count as reached.
+fn deliver_live(io: &SocketIo, msg: &StoredMessage, reached: &mut Vec<Move>) {
     let payload = NewMessage {
         message_id: msg.id,
         conversation_id: msg.conversation_id,
@@ -137,35 +100,199 @@ async fn deliver_live(io: &SocketIo, msg: &StoredMessage) {
         sent_at: iso(msg.sent_at),
         seq: msg.seq,
     };
-    if let Err(e) = io
-        .to(user_room(msg.recipient_id))
-        .emit(events::NEW_MESSAGE, &payload)
-        .await
-    {
-        tracing::warn!(error = %e, message_id = msg.id, "live delivery failed");
+    // Serialised once; each emit copies the finished JSON.
+    let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
+        tracing::error!(message_id = msg.id, "message could not be serialised");
+        return;
+    };
+    let mut users: HashMap<i64, bool> = HashMap::new();
+    for s in io.to(conversation_room(msg.conversation_id)).sockets() {
+        let Some(session) = s.extensions.get::<Arc<Session>>() else {
+            continue;
+        };
+        if session.user_id == msg.sender_id {
+            continue;
+        }
+        let ok = emit_raw(&s, &raw);
+        let got = users.entry(session.user_id).or_default();
+        *got |= ok;
     }
-    if let Some(at) = msg.delivered_at {
-        tell_delivered(io, msg.id, msg.conversation_id, msg.sender_id, at).await;
+    reached.extend(
+        users
+            .into_iter()
+            .filter(|(_, got)| *got)
+            .map(|(user_id, _)| Move {
+                conversation_id: msg.conversation_id,
+                user_id,
+                seq: msg.seq,
+            }),
+    );
+}
+
+/// Emits a finished `new_message`; a device that cannot take it is disconnected.
+fn emit_raw(s: &SocketRef, raw: &RawValue) -> bool {
+    match s.emit(events::NEW_MESSAGE, raw) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, sid = %s.id, "device cannot keep up: disconnected, it will catch up");
+            s.clone().disconnect().ok();
+            false
+        }
     }
 }
 
-/// `message_delivered` to every device of the sender.
-async fn tell_delivered(
+/// A page of a device's offline queue; after the last, the device goes live.
+async fn hand_over(
     io: &SocketIo,
-    message_id: i64,
-    conversation_id: i64,
-    sender: i64,
-    at: DateTime<Utc>,
+    state: &AppState,
+    device: String,
+    user_id: i64,
+    messages: Vec<QueuedMessage>,
+    rooms: Option<Vec<i64>>,
 ) {
-    let receipt = MessageDelivered {
-        message_id,
-        delivered_at: iso(at),
-        conversation_id,
+    let Some(s) = socket(io, &device) else {
+        // Gone before its queue could be handed over: make sure the writer knows.
+        state.messaging.device_disconnected(user_id, device).await;
+        return;
     };
-    io.to(user_room(sender))
-        .emit(events::MESSAGE_DELIVERED, &receipt)
-        .await
-        .ok();
+    let mut furthest: HashMap<i64, i64> = HashMap::new();
+    let mut complete = true;
+    for m in &messages {
+        let payload = NewMessage {
+            message_id: m.id,
+            conversation_id: m.conversation_id,
+            from_user_id: m.sender_id,
+            content: &m.content,
+            sent_at: iso(m.sent_at),
+            seq: m.seq,
+        };
+        if let Err(e) = s.emit(events::NEW_MESSAGE, &payload) {
+            // What was handed over counts; the rest stays queued for the next connect.
+            tracing::warn!(error = %e, message_id = m.id, "queued message not handed to device");
+            s.clone().disconnect().ok();
+            complete = false;
+            break;
+        }
+        let seq = furthest.entry(m.conversation_id).or_default();
+        *seq = (*seq).max(m.seq);
+    }
+    state
+        .messaging
+        .reached(
+            furthest
+                .into_iter()
+                .map(|(conversation_id, seq)| Move {
+                    conversation_id,
+                    user_id,
+                    seq,
+                })
+                .collect(),
+        )
+        .await;
+    if !complete || !s.connected() {
+        return;
+    }
+    match rooms {
+        Some(rooms) => {
+            s.join(rooms.into_iter().map(conversation_room).collect::<Vec<_>>());
+            if let Some(session) = s.extensions.get::<Arc<Session>>() {
+                session.live.store(true, Ordering::SeqCst);
+            }
+        }
+        None => state.messaging.catch_up_more(user_id, device).await,
+    }
+}
+
+/// The live devices of these users join a conversation's room. Devices still catching
+/// up join with the last page of their queue instead.
+fn join_live(io: &SocketIo, conversation_id: i64, users: &[i64]) {
+    let rooms: Vec<String> = users.iter().map(|u| user_room(*u)).collect();
+    for s in io.to(rooms).sockets() {
+        let live = s
+            .extensions
+            .get::<Arc<Session>>()
+            .is_some_and(|session| session.live.load(Ordering::SeqCst));
+        if live {
+            s.join(conversation_room(conversation_id));
+        }
+    }
+}
+
+async fn announce_group(io: &SocketIo, e: GroupEvent) {
+    join_live(io, e.conversation_id, &e.join);
+    let name = match e.change {
+        GroupChange::Created => events::GROUP_CREATED,
+        GroupChange::MemberAdded => events::MEMBER_ADDED,
+        GroupChange::MemberRemoved => events::MEMBER_REMOVED,
+        GroupChange::MemberLeft => events::MEMBER_LEFT,
+        GroupChange::RoleChanged => events::ROLE_CHANGED,
+        GroupChange::Updated => events::GROUP_UPDATED,
+    };
+    let payload = GroupEventOut {
+        conversation_id: e.conversation_id,
+        actor_id: e.actor_id,
+        user_id: e.user_id,
+        role: e.role.map(|r| r.as_str()),
+        name: e.name.as_deref(),
+        description: e.description.as_deref(),
+    };
+    let rooms: Vec<String> = e.audience.iter().map(|u| user_room(*u)).collect();
+    if let Err(err) = io.to(rooms).emit(name, &payload).await {
+        tracing::warn!(error = %err, conversation_id = e.conversation_id, "group event not announced");
+    }
+    if !e.leave.is_empty() {
+        let rooms: Vec<String> = e.leave.iter().map(|u| user_room(*u)).collect();
+        for s in io.to(rooms).sockets() {
+            s.leave(conversation_room(e.conversation_id));
+        }
+    }
+}
+
+async fn announce_presence(
+    io: &SocketIo,
+    user_id: i64,
+    online: bool,
+    last_seen: Option<DateTime<Utc>>,
+    contacts: &[i64],
+) {
+    let rooms: Vec<String> = contacts.iter().map(|id| user_room(*id)).collect();
+    let sent = match last_seen {
+        Some(at) if !online => {
+            io.to(rooms)
+                .emit(
+                    events::USER_OFFLINE,
+                    &UserOffline {
+                        user_id,
+                        last_seen: iso(at),
+                    },
+                )
+                .await
+        }
+        _ => {
+            io.to(rooms)
+                .emit(events::USER_ONLINE, &UserOnline { user_id })
+                .await
+        }
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, user_id, "presence not announced");
+    }
+}
+
+/// `message_delivered` to every device of each sender.
+async fn tell_delivered(io: &SocketIo, messages: &[Settled], at: DateTime<Utc>) {
+    let delivered_at = iso(at);
+    for m in messages {
+        let receipt = MessageDelivered {
+            message_id: m.id,
+            delivered_at: delivered_at.clone(),
+            conversation_id: m.conversation_id,
+        };
+        io.to(user_room(m.sender_id))
+            .emit(events::MESSAGE_DELIVERED, &receipt)
+            .await
+            .ok();
+    }
 }
 
 async fn announce_read(io: &SocketIo, r: ReadReceipt) {

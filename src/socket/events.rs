@@ -21,10 +21,22 @@ pub const USER_ONLINE: &str = "user_online";
 pub const USER_OFFLINE: &str = "user_offline";
 pub const MESSAGE_READ: &str = "message_read";
 pub const CONVERSATION_READ: &str = "conversation_read";
+pub const GROUP_CREATED: &str = "group_created";
+pub const MEMBER_ADDED: &str = "member_added";
+pub const MEMBER_REMOVED: &str = "member_removed";
+pub const MEMBER_LEFT: &str = "member_left";
+pub const ROLE_CHANGED: &str = "role_changed";
+pub const GROUP_UPDATED: &str = "group_updated";
 
 /// The room holding every device of one user.
 pub fn user_room(user_id: i64) -> String {
     format!("user:{user_id}")
+}
+
+/// The room holding the live devices of every current member of a conversation: a
+/// message is handed to each of them from one serialised payload.
+pub fn conversation_room(conversation_id: i64) -> String {
+    format!("conversation:{conversation_id}")
 }
 
 /// The room holding exactly one device (socket), so broadcasts can leave it out.
@@ -38,10 +50,13 @@ pub struct AuthPayload {
     pub token: Option<String>,
 }
 
-/// `send_message`. `to_user_id` may be a number or a numeric string, as seed clients send both.
+/// `send_message`: to a user (`to_user_id`, the seed's form: their direct chat) or to a
+/// conversation (`conversation_id`, direct or group), exactly one of the two. Ids may be
+/// numbers or numeric strings, as seed clients send both.
 #[derive(Debug, Deserialize)]
 pub struct SendMessage {
-    pub to_user_id: IdField,
+    pub to_user_id: Option<IdField>,
+    pub conversation_id: Option<IdField>,
     pub content: String,
     /// Optional idempotency key: a retry with the same key stores nothing new.
     pub client_msg_id: Option<String>,
@@ -184,6 +199,22 @@ pub struct MessageDelivered {
     pub message_id: i64,
     pub delivered_at: String,
     pub conversation_id: i64,
+}
+
+/// `group_created`, `member_added`, `member_removed`, `member_left`, `role_changed`,
+/// `group_updated`: to every member's devices and the affected user's.
+#[derive(Debug, Serialize)]
+pub struct GroupEventOut<'a> {
+    pub conversation_id: i64,
+    pub actor_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]

@@ -7,12 +7,12 @@ use super::{
     session::Arrival,
 };
 use crate::{
-    app::AppState,
     domain::{
         DomainError,
-        messaging::{SendRequest, StoredMessage},
+        messaging::{SendRequest, SendTarget, StoredMessage},
         types::{ClientMsgId, Content},
     },
+    state::AppState,
 };
 
 pub async fn send_message(
@@ -57,19 +57,32 @@ fn parse(
     max_bytes: usize,
 ) -> Result<SendRequest, DomainError> {
     let payload = payload.map_err(|_| {
-        DomainError::InvalidInput("send_message needs to_user_id (a user id) and content (a string)".into())
+        DomainError::InvalidInput(
+            "send_message needs to_user_id (a user id) or conversation_id, and content (a string)".into(),
+        )
     })?;
-    let to = payload
-        .to_user_id
-        .parse()
-        .ok_or_else(|| DomainError::InvalidInput("to_user_id must be a numeric user id".into()))?;
+    let target = match (&payload.to_user_id, &payload.conversation_id) {
+        (Some(to), None) => SendTarget::Direct(
+            to.parse()
+                .ok_or_else(|| DomainError::InvalidInput("to_user_id must be a numeric user id".into()))?,
+        ),
+        (None, Some(c)) => SendTarget::Conversation(
+            c.parse()
+                .ok_or_else(|| DomainError::InvalidInput("conversation_id must be a numeric id".into()))?,
+        ),
+        _ => {
+            return Err(DomainError::InvalidInput(
+                "send_message needs exactly one of to_user_id or conversation_id".into(),
+            ));
+        }
+    };
     let content = Content::parse(payload.content, max_bytes)?;
     let client_msg_id = payload
         .client_msg_id
         .as_deref()
         .map(ClientMsgId::parse)
         .transpose()?;
-    SendRequest::new(sender, device, to, content, client_msg_id)
+    SendRequest::new(sender, device, target, content, client_msg_id)
 }
 
 pub fn sent_payload(m: &StoredMessage) -> MessageSent {

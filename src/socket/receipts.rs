@@ -8,7 +8,7 @@ use super::{
     reply::{invalid, reply_error},
     session::Session,
 };
-use crate::{app::AppState, domain::conversations};
+use crate::{domain::conversations, state::AppState};
 
 pub async fn mark_read(
     s: SocketRef,
@@ -40,11 +40,17 @@ pub async fn mark_read(
         Err(e) => return reply_error(&s, ack, &e),
     };
     let device = Some(s.id.to_string());
-    match conversations::mark_read(&state.db, session.user_id, conversation, up_to, device).await {
-        Ok((messages_marked, receipt)) => {
-            if let Some(receipt) = receipt {
-                state.messaging.announce_read(receipt);
-            }
+    match conversations::mark_read(
+        &state.db,
+        &state.messaging,
+        session.user_id,
+        conversation,
+        up_to,
+        device,
+    )
+    .await
+    {
+        Ok(messages_marked) => {
             ack.send(&MarkReadAck {
                 success: true,
                 messages_marked,

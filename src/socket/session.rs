@@ -32,6 +32,9 @@ pub struct Session {
     turn_changed: Notify,
     /// Guards the Connect/Disconnect hand-off so the writer never hears them out of order.
     pub phase: tokio::sync::Mutex<Phase>,
+    /// Set once the device's offline queue is drained and it sits in its conversations'
+    /// rooms. Only the dispatcher reads or writes it, in outcome order.
+    pub live: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -42,6 +45,7 @@ impl Session {
             next_turn: Mutex::new(0),
             turn_changed: Notify::new(),
             phase: tokio::sync::Mutex::new(Phase::Authenticated),
+            live: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -8,7 +8,7 @@ use super::{
     reply::{invalid, reply_error},
     session::Session,
 };
-use crate::{app::AppState, domain::conversations};
+use crate::{domain::conversations, state::AppState};
 
 /// Most messages one `sync` answers; the client asks again while `has_more`.
 const SYNC_BUDGET: u64 = 500;

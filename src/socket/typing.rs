@@ -7,16 +7,16 @@ use socketioxide::{
 };
 
 use super::{
-    events::{self, TypingIn, TypingOut, user_room},
+    events::{self, TypingIn, TypingOut, conversation_room, user_room},
     reply::{invalid, reply_error},
     session::Session,
 };
 use crate::{
-    app::AppState,
     domain::{
         DomainResult,
         conversations::{self, Target},
     },
+    state::AppState,
 };
 
 pub async fn typing(
@@ -30,26 +30,26 @@ pub async fn typing(
         return;
     };
     let me = session.user_id;
-    let (conversation, others, is_typing) = match resolve(&state, me, payload).await {
+    let (conversation, is_typing) = match resolve(&state, me, payload).await {
         Ok(found) => found,
         Err(e) => return reply_error(&s, ack, &e),
     };
     if !is_typing {
         if state.typing.stop(conversation, me) {
-            announce(&io, conversation, me, &others, false).await;
+            announce(&io, conversation, me, false).await;
         }
         return;
     }
     let started = state.typing.start(conversation, me, Instant::now());
     if started.forward {
-        announce(&io, conversation, me, &others, true).await;
+        announce(&io, conversation, me, true).await;
     }
     // Without a follow-up, the indicator ends by itself.
     let timeout = state.config.typing_timeout;
     tokio::spawn(async move {
         tokio::time::sleep(timeout).await;
         if state.typing.expire(conversation, me, started.generation) {
-            announce(&io, conversation, me, &others, false).await;
+            announce(&io, conversation, me, false).await;
         }
     });
 }
@@ -58,7 +58,7 @@ async fn resolve(
     state: &AppState,
     me: i64,
     payload: Result<TypingIn, socketioxide::ParserError>,
-) -> DomainResult<(i64, Vec<i64>, bool)> {
+) -> DomainResult<(i64, bool)> {
     let p = payload
         .map_err(|_| invalid("typing needs conversation_id or to_user_id, and is_typing (a boolean)"))?;
     let target = match (&p.conversation_id, &p.to_user_id) {
@@ -75,20 +75,20 @@ async fn resolve(
             ));
         }
     };
-    let (conversation, others) = conversations::audience(&state.db, me, target).await?;
-    Ok((conversation, others, p.is_typing))
+    let (conversation, _others) = conversations::audience(&state.db, me, target).await?;
+    Ok((conversation, p.is_typing))
 }
 
-/// Tells the other members' devices that `user` is (not) typing.
-pub async fn announce(io: &SocketIo, conversation_id: i64, user_id: i64, others: &[i64], is_typing: bool) {
-    if others.is_empty() {
-        return;
-    }
-    let rooms: Vec<String> = others.iter().map(|id| user_room(*id)).collect();
+/// Tells the other members' live devices that `user` is (not) typing.
+pub async fn announce(io: &SocketIo, conversation_id: i64, user_id: i64, is_typing: bool) {
     let payload = TypingOut {
         conversation_id,
         user_id,
         is_typing,
     };
-    io.to(rooms).emit(events::TYPING, &payload).await.ok();
+    io.to(conversation_room(conversation_id))
+        .except(user_room(user_id))
+        .emit(events::TYPING, &payload)
+        .await
+        .ok();
 }

@@ -1,8 +1,12 @@
 //! Reading conversations: the list, membership, history, read positions.
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult};
 
-use super::stmt;
+use super::{
+    positions::{self, Move, Settled},
+    stmt,
+};
+use crate::domain::receipts::Position;
 
 /// One row of a user's conversation list.
 #[derive(Debug, Clone)]
@@ -18,6 +22,8 @@ pub struct ConversationSummary {
     pub last_sender_id: Option<i64>,
     pub unread_count: i64,
     pub other_last_seen: Option<DateTime<Utc>>,
+    /// Current members, for groups.
+    pub member_count: Option<i64>,
 }
 
 /// Columns are read by position, in [`LIST_FOR_USER`]'s order: a list holds a row per
@@ -36,20 +42,26 @@ impl FromQueryResult for ConversationSummary {
             last_sender_id: row.try_get_by_index(8)?,
             unread_count: row.try_get_by_index(9)?,
             other_last_seen: row.try_get_by_index(10)?,
+            member_count: row.try_get_by_index(11)?,
         })
     }
 }
 
 /// The preview of the last message lives on the conversation row (kept by the writer),
 /// so the list touches no messages: members, conversations and the other users only.
+/// Unread is everything after the read position except the member's own messages.
 const LIST_FOR_USER: &str = "\
 SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
-       c.last_content, c.last_sent_at, c.last_sender_id, me.unread_count, \
-       other.last_seen_at \
+       c.last_content, c.last_sent_at, c.last_sender_id, \
+       CASE WHEN c.last_seq - me.read_seq - me.sent_since_read > 0 \
+            THEN c.last_seq - me.read_seq - me.sent_since_read ELSE 0 END, \
+       other.last_seen_at, \
+       CASE WHEN c.kind = 'group' THEN \
+         (SELECT COUNT(*) FROM conversation_members x WHERE x.conversation_id = c.id AND x.left_at IS NULL) END \
 FROM conversation_members me \
 JOIN conversations c ON c.id = me.conversation_id \
 LEFT JOIN users other ON other.id = CASE WHEN c.user_a = me.user_id THEN c.user_b ELSE c.user_a END \
-WHERE me.user_id = $1 \
+WHERE me.user_id = $1 AND me.left_at IS NULL \
 ORDER BY c.updated_at DESC, c.id DESC";
 
 /// Every conversation of `user`, most recently updated first, in one query.
@@ -78,7 +90,7 @@ pub async fn member_view<C: ConnectionTrait>(
     Ok(LastSeq::find_by_statement(stmt(
         db,
         "SELECT c.last_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id \
-         WHERE m.conversation_id = $1 AND m.user_id = $2",
+         WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.left_at IS NULL",
         [conversation.into(), user.into()],
     ))
     .one(db)
@@ -158,11 +170,14 @@ pub async fn page_by_seq<C: ConnectionTrait>(
 /// What a read changed.
 #[derive(Debug, Default)]
 pub struct ReadChange {
+    /// Messages from others newly covered by the reader's read position.
     pub marked: u64,
     /// The newest message of each other sender now read: `(sender, message id)`.
     pub newest_read: Vec<(i64, i64)>,
     /// The id of the message at the read position, if the conversation has any.
     pub up_to_message_id: Option<i64>,
+    /// Messages that, with this read, have reached every other member.
+    pub delivered: Vec<Settled>,
 }
 
 #[derive(FromQueryResult)]
@@ -174,6 +189,17 @@ struct SeqOf {
 struct NewestRead {
     sender_id: i64,
     id: i64,
+}
+
+#[derive(FromQueryResult)]
+struct ReadStart {
+    read_seq: i64,
+    last_seq: i64,
+}
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
 }
 
 /// The seq of message `message_id` if it belongs to `conversation`.
@@ -192,7 +218,9 @@ pub async fn seq_of<C: ConnectionTrait>(
     .map(|r| r.seq))
 }
 
-/// Marks the other members' messages up to `up_to_seq` (default: all) read by `reader`.
+/// Moves `reader`'s read position to `up_to_seq` (default: the newest message). A read
+/// message is evidently received, so the delivered position follows; both aggregate
+/// receipts are settled in the same transaction.
 pub async fn mark_read(
     db: &DatabaseConnection,
     conversation: i64,
@@ -200,57 +228,61 @@ pub async fn mark_read(
     up_to_seq: Option<i64>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ReadChange> {
-    let txn = db.begin().await?;
-    let target = match up_to_seq {
-        Some(seq) => seq,
-        None => SeqRow::find_by_statement(stmt(
-            &txn,
-            "SELECT last_seq AS seq FROM conversations WHERE id = $1",
-            [conversation.into()],
-        ))
-        .one(&txn)
-        .await?
-        .map_or(0, |r| r.seq),
+    let txn = super::begin_write(db).await?;
+    let Some(start) = ReadStart::find_by_statement(stmt(
+        &txn,
+        "SELECT me.read_seq, c.last_seq FROM conversation_members me \
+         JOIN conversations c ON c.id = me.conversation_id \
+         WHERE me.conversation_id = $1 AND me.user_id = $2 AND me.left_at IS NULL",
+        [conversation.into(), reader.into()],
+    ))
+    .one(&txn)
+    .await?
+    else {
+        return Ok(ReadChange::default());
     };
-    let marked = txn
-        .execute_raw(stmt(
-            &txn,
-            "UPDATE messages SET read_at = $1 \
-             WHERE conversation_id = $2 AND sender_id <> $3 AND read_at IS NULL AND seq <= $4",
-            [now.into(), conversation.into(), reader.into(), target.into()],
-        ))
-        .await?
-        .rows_affected();
-    // Reading implies delivery: a message read is evidently received.
+    let target = up_to_seq.unwrap_or(start.last_seq);
+    if target <= start.read_seq {
+        txn.commit().await?;
+        return Ok(ReadChange::default());
+    }
+    let range = [
+        conversation.into(),
+        reader.into(),
+        start.read_seq.into(),
+        target.into(),
+    ];
+    let marked = Count::find_by_statement(stmt(
+        &txn,
+        "SELECT COUNT(*) AS n FROM messages \
+         WHERE conversation_id = $1 AND sender_id <> $2 AND seq > $3 AND seq <= $4",
+        range.clone(),
+    ))
+    .one(&txn)
+    .await?
+    .map_or(0, |c| c.n);
+    let step = [Move {
+        conversation_id: conversation,
+        user_id: reader,
+        seq: target,
+    }];
+    positions::advance(&txn, Position::Read, &step, now).await?;
+    positions::advance(&txn, Position::Delivered, &step, now).await?;
     txn.execute_raw(stmt(
         &txn,
-        "UPDATE messages SET delivered_at = $1 \
-         WHERE conversation_id = $2 AND sender_id <> $3 AND delivered_at IS NULL AND seq <= $4",
-        [now.into(), conversation.into(), reader.into(), target.into()],
+        "UPDATE conversation_members SET sent_since_read = \
+           (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = $1 AND m.sender_id = $2 AND m.seq > $3) \
+         WHERE conversation_id = $1 AND user_id = $2",
+        [conversation.into(), reader.into(), target.into()],
     ))
     .await?;
-    txn.execute_raw(stmt(
-        &txn,
-        // Subtracting what this read marked (rather than recounting) commutes with the
-        // writer's concurrent increments for newer messages.
-        "UPDATE conversation_members SET \
-           read_seq = CASE WHEN read_seq < $1 THEN $1 ELSE read_seq END, \
-           delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END, \
-           unread_count = CASE WHEN unread_count > $4 THEN unread_count - $4 ELSE 0 END \
-         WHERE conversation_id = $2 AND user_id = $3",
-        [
-            target.into(),
-            conversation.into(),
-            reader.into(),
-            (marked as i64).into(),
-        ],
-    ))
-    .await?;
+    positions::settle(&txn, Position::Read, &[conversation], now).await?;
+    let delivered = positions::settle(&txn, Position::Delivered, &[conversation], now).await?;
     let newest_read = NewestRead::find_by_statement(stmt(
         &txn,
-        "SELECT m.sender_id, MAX(m.id) AS id FROM messages m \
-         WHERE m.conversation_id = $1 AND m.sender_id <> $2 AND m.seq <= $3 GROUP BY m.sender_id",
-        [conversation.into(), reader.into(), target.into()],
+        "SELECT sender_id, MAX(id) AS id FROM messages \
+         WHERE conversation_id = $1 AND sender_id <> $2 AND seq > $3 AND seq <= $4 GROUP BY sender_id",
+        range,
     ))
     .all(&txn)
     .await?
@@ -267,15 +299,11 @@ pub async fn mark_read(
     .map(|r| r.id);
     txn.commit().await?;
     Ok(ReadChange {
-        marked,
+        marked: marked as u64,
         newest_read,
         up_to_message_id,
+        delivered,
     })
-}
-
-#[derive(FromQueryResult)]
-struct SeqRow {
-    seq: i64,
 }
 
 #[derive(FromQueryResult)]
@@ -283,13 +311,13 @@ struct UserIdRow {
     user_id: i64,
 }
 
-/// Everyone who shares a conversation with `user`.
+/// Everyone who currently shares a conversation (direct or group) with `user`.
 pub async fn contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<i64>> {
     Ok(UserIdRow::find_by_statement(stmt(
         db,
         "SELECT DISTINCT other.user_id FROM conversation_members me \
          JOIN conversation_members other ON other.conversation_id = me.conversation_id \
-         WHERE me.user_id = $1 AND other.user_id <> $1",
+         WHERE me.user_id = $1 AND other.user_id <> $1 AND me.left_at IS NULL AND other.left_at IS NULL",
         [user.into()],
     ))
     .all(db)
@@ -299,11 +327,26 @@ pub async fn contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<V
     .collect())
 }
 
-/// The members of a conversation (empty if it does not exist).
+/// Everyone who has a direct conversation with `user`.
+pub async fn direct_contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<i64>> {
+    Ok(UserIdRow::find_by_statement(stmt(
+        db,
+        "SELECT CASE WHEN user_a = $1 THEN user_b ELSE user_a END AS user_id FROM conversations \
+         WHERE kind = 'direct' AND (user_a = $1 OR user_b = $1)",
+        [user.into()],
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| r.user_id)
+    .collect())
+}
+
+/// The current members of a conversation (empty if it does not exist).
 pub async fn members<C: ConnectionTrait>(db: &C, conversation: i64) -> anyhow::Result<Vec<i64>> {
     Ok(UserIdRow::find_by_statement(stmt(
         db,
-        "SELECT user_id FROM conversation_members WHERE conversation_id = $1",
+        "SELECT user_id FROM conversation_members WHERE conversation_id = $1 AND left_at IS NULL",
         [conversation.into()],
     ))
     .all(db)

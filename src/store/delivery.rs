@@ -1,12 +1,11 @@
-//! The offline queue: messages stored while a user had no connected device.
-use std::collections::HashMap;
-
+//! The offline queue: for each conversation of a user, the messages from others after
+//! the user's delivered position.
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 
-use super::{messages::advance_delivered, stmt};
+use super::stmt;
 
-/// A queued message, as handed to the recipient's device.
+/// A queued message, as handed to the member's device.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct QueuedMessage {
     pub id: i64,
@@ -17,54 +16,46 @@ pub struct QueuedMessage {
     pub sent_at: DateTime<Utc>,
 }
 
-/// Takes up to `limit` undelivered messages for `user`, oldest first, and marks them
-/// delivered at `now` inside `txn`.
-pub async fn take_undelivered<C: ConnectionTrait>(
-    txn: &C,
+/// Up to `limit` queued messages for `user`, oldest first, and whether more are queued.
+/// Nothing is marked: positions move only once the messages reached a device. Ids grow
+/// with seq within a conversation, so each conversation's part of a page is a prefix of
+/// its queue.
+pub async fn queue<C: ConnectionTrait>(
+    db: &C,
     user: i64,
     limit: u64,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<QueuedMessage>> {
-    let queued = QueuedMessage::find_by_statement(stmt(
-        txn,
-        // By delivered_at rather than the member's delivered position: a backlog left behind
-        // by the limit stays findable even after live messages moved the position on.
+) -> anyhow::Result<(Vec<QueuedMessage>, bool)> {
+    let mut queued = QueuedMessage::find_by_statement(stmt(
+        db,
         "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at \
          FROM conversation_members cm \
-         JOIN messages m ON m.conversation_id = cm.conversation_id \
-         WHERE cm.user_id = $1 AND m.sender_id <> $1 AND m.delivered_at IS NULL \
+         JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > cm.delivered_seq \
+         WHERE cm.user_id = $1 AND cm.left_at IS NULL AND m.sender_id <> $1 \
          ORDER BY m.id LIMIT $2",
-        [user.into(), (limit as i64).into()],
+        [user.into(), (limit as i64 + 1).into()],
     ))
-    .all(txn)
+    .all(db)
     .await?;
-    if queued.is_empty() {
-        return Ok(queued);
-    }
+    let more = queued.len() as u64 > limit;
+    queued.truncate(limit as usize);
+    Ok((queued, more))
+}
 
-    let ids: Vec<Value> = queued.iter().map(|m| m.id.into()).collect();
-    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-    let mut values = vec![now.into()];
-    values.extend(ids);
-    txn.execute_raw(stmt(
-        txn,
-        &format!(
-            "UPDATE messages SET delivered_at = $1 WHERE delivered_at IS NULL AND id IN ({})",
-            placeholders.join(", ")
-        ),
-        values,
+#[derive(FromQueryResult)]
+struct ConversationRow {
+    conversation_id: i64,
+}
+
+/// The conversations `user` currently belongs to.
+pub async fn open_conversations<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<i64>> {
+    Ok(ConversationRow::find_by_statement(stmt(
+        db,
+        "SELECT conversation_id FROM conversation_members WHERE user_id = $1 AND left_at IS NULL",
+        [user.into()],
     ))
-    .await?;
-
-    // Ids grow with seq inside a conversation, so the newest taken seq is a safe position
-    // even when `limit` left later messages behind.
-    let mut newest: HashMap<i64, i64> = HashMap::new();
-    for m in &queued {
-        let e = newest.entry(m.conversation_id).or_default();
-        *e = (*e).max(m.seq);
-    }
-    for (conv, seq) in newest {
-        advance_delivered(txn, conv, user, seq).await?;
-    }
-    Ok(queued)
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| r.conversation_id)
+    .collect())
 }

@@ -1,26 +1,25 @@
 //! Messages: the types of the write path and what both backends' batch writers share
-//! (conversation creation, idempotency keys). The batch writers themselves are
-//! `messages_pg` (one statement) and `messages_sqlite` (one transaction).
+//! (conversation creation, membership checks, idempotency keys). The batch writers
+//! themselves are `messages_pg` (one statement) and `messages_sqlite` (one
+//! transaction); both render the same [`BatchPlan`](crate::domain::messaging::plan::BatchPlan).
 //!
 //! Per-conversation `seq` is assigned by bumping `conversations.last_seq` in the same
 //! atomic unit that inserts the messages, so it is gap-free and unique even with several
 //! writers (the row lock on the counter serialises them).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use super::stmt;
 
-/// A validated message about to be stored.
+/// A validated message about to be stored in a conversation its sender belongs to.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    pub conversation_id: i64,
     pub sender_id: i64,
-    pub recipient_id: i64,
     pub content: String,
     pub client_msg_id: Option<String>,
-    /// Whether a device of the recipient is connected, so the message counts as delivered.
-    pub deliver_now: bool,
 }
 
 /// A message as committed.
@@ -30,11 +29,12 @@ pub struct StoredMessage {
     pub conversation_id: i64,
     pub seq: i64,
     pub sender_id: i64,
-    pub recipient_id: i64,
     pub content: String,
     pub sent_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
 }
+
+/// Where a batch's messages landed: `(id, seq)` per message, in batch order.
+pub type Landed = Vec<(i64, i64)>;
 
 #[derive(FromQueryResult)]
 struct IdRow {
@@ -80,23 +80,6 @@ pub async fn direct_conversation<C: ConnectionTrait>(
     Ok(row.id)
 }
 
-/// Moves a member's delivered position forward (never back).
-pub async fn advance_delivered<C: ConnectionTrait>(
-    db: &C,
-    conv: i64,
-    user: i64,
-    seq: i64,
-) -> anyhow::Result<()> {
-    db.execute_raw(stmt(
-        db,
-        "UPDATE conversation_members SET delivered_seq = $1 \
-         WHERE conversation_id = $2 AND user_id = $3 AND delivered_seq < $1",
-        [seq.into(), conv.into(), user.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 #[derive(FromQueryResult)]
 struct ExistingRow {
     id: i64,
@@ -106,9 +89,6 @@ struct ExistingRow {
     client_msg_id: Option<String>,
     content: String,
     sent_at: DateTime<Utc>,
-    delivered_at: Option<DateTime<Utc>>,
-    user_a: Option<i64>,
-    user_b: Option<i64>,
 }
 
 /// Messages already stored under these `(sender, client_msg_id)` keys, by key.
@@ -133,9 +113,8 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
     let rows = ExistingRow::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.sent_at, \
-                    m.delivered_at, c.user_a, c.user_b \
-             FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE {}",
+            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.sent_at \
+             FROM messages m WHERE {}",
             tuples.join(" OR ")
         ),
         values,
@@ -146,25 +125,49 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
         .into_iter()
         .filter_map(|r| {
             let key = (r.sender_id, r.client_msg_id?);
-            let recipient_id = if r.user_a == Some(r.sender_id) {
-                r.user_b
-            } else {
-                r.user_a
-            }
-            .unwrap_or_default();
             let msg = StoredMessage {
                 id: r.id,
                 conversation_id: r.conversation_id,
                 seq: r.seq,
                 sender_id: r.sender_id,
-                recipient_id,
                 content: r.content,
                 sent_at: r.sent_at,
-                delivered_at: r.delivered_at,
             };
             Some((key, msg))
         })
         .collect())
+}
+
+#[derive(FromQueryResult)]
+struct MemberRow {
+    conversation_id: i64,
+    user_id: i64,
+}
+
+/// Which of these `(conversation, user)` pairs are current members of an open conversation.
+pub async fn open_memberships<C: ConnectionTrait>(
+    db: &C,
+    pairs: &[(i64, i64)],
+) -> anyhow::Result<HashSet<(i64, i64)>> {
+    if pairs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let (tuples, values) = super::values_list(Vec::new(), pairs.iter().map(|(c, u)| [*c, *u]));
+    Ok(MemberRow::find_by_statement(stmt(
+        db,
+        &format!(
+            "SELECT m.conversation_id, m.user_id FROM conversation_members m \
+             JOIN (VALUES {tuples}) AS v ON m.conversation_id = v.column1 AND m.user_id = v.column2 \
+             JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.left_at IS NULL AND c.closed_at IS NULL"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| (r.conversation_id, r.user_id))
+    .collect())
 }
 
 /// Whether `e` is the unique violation of an idempotency key (a concurrent retry won).

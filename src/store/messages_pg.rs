@@ -1,90 +1,48 @@
 //! The PostgreSQL write path: a whole batch in one statement.
 //!
-//! Counter bump (with the list's last-message preview), numbering, insert and member
-//! updates run as data-modifying CTEs, so a batch costs one round trip and one implicit
-//! transaction instead of five round trips. The semantics are those of
-//! [`super::messages_sqlite::write_batch`]: the counter rows are locked and bumped in the
+//! Counter bump (with the list's last-message preview), numbering, insert and the
+//! senders' `sent_since_read` run as data-modifying CTEs, so a batch costs one round
+//! trip and one implicit transaction. The counter rows are locked and bumped in the
 //! same atomic statement that inserts the messages, so seqs stay gap-free and ordered
-//! with several writers.
+//! with several writers. What the statement does is the shared [`BatchPlan`].
 use std::collections::HashMap;
 
-use chrono::Utc;
-use sea_orm::{DatabaseConnection, FromQueryResult, TransactionTrait};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, FromQueryResult};
 
 use super::{
-    messages::{NewMessage, PairCache, StoredMessage, direct_conversation},
+    messages::{Landed, NewMessage},
     stmt,
 };
+use crate::domain::messaging::plan::BatchPlan;
 
-// Per-conversation counts, previews and each message's position within its
-// conversation are worked out in Rust: the statement then needs no sorts or window
-// functions, only the joins.
 const WRITE_BATCH: &str = "\
 WITH counts AS (
   SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[]) AS k(c, n, last_u, last_t)
 ),
 bumped AS (
-  UPDATE conversations SET last_seq = conversations.last_seq + counts.n, updated_at = $11,
-    last_sender_id = counts.last_u, last_content = counts.last_t, last_sent_at = $11
+  UPDATE conversations SET last_seq = conversations.last_seq + counts.n, updated_at = $9,
+    last_sender_id = counts.last_u, last_content = counts.last_t, last_sent_at = $9
   FROM counts WHERE conversations.id = counts.c
   RETURNING conversations.id, conversations.last_seq - counts.n AS base
 ),
 numbered AS (
   SELECT r.*, b.base + r.pos AS seq
-  FROM unnest($5::int8[], $6::int8[], $7::int8[], $8::text[], $9::text[], $10::bool[], $12::int8[])
-    WITH ORDINALITY AS r(c, u, rcpt, k, t, d, pos, o)
+  FROM unnest($5::int8[], $6::int8[], $7::text[], $8::text[], $10::int8[])
+    WITH ORDINALITY AS r(c, u, k, t, pos, o)
   JOIN bumped b ON b.id = r.c
 ),
 inserted AS (
-  INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, delivered_at, created_at)
-  SELECT c, seq, u, NULLIF(k, ''), t, $11, CASE WHEN d THEN $11::timestamptz END, $11 FROM numbered ORDER BY o
+  INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, created_at)
+  SELECT c, seq, u, NULLIF(k, ''), t, $9, $9 FROM numbered ORDER BY o
   RETURNING id, conversation_id, seq
 ),
-members AS (
-  UPDATE conversation_members m
-  SET unread_count = m.unread_count + x.n, delivered_seq = GREATEST(m.delivered_seq, x.delivered)
-  FROM (SELECT c, rcpt, count(*) AS n, COALESCE(max(seq) FILTER (WHERE d), 0) AS delivered
-        FROM numbered GROUP BY c, rcpt) x
-  WHERE m.conversation_id = x.c AND m.user_id = x.rcpt
+senders AS (
+  UPDATE conversation_members m SET sent_since_read = m.sent_since_read + s.n
+  FROM unnest($11::int8[], $12::int8[], $13::int8[]) AS s(c, u, n)
+  WHERE m.conversation_id = s.c AND m.user_id = s.u
 )
 SELECT id, conversation_id, seq FROM inserted";
-
-/// What the statement needs per conversation: how many messages it gets and the newest
-/// one (its list preview); and per message, its 1-based position in its conversation.
-struct Shape {
-    conversations: Vec<i64>,
-    counts: Vec<i64>,
-    last_senders: Vec<i64>,
-    last_contents: Vec<String>,
-    positions: Vec<i64>,
-}
-
-fn shape(batch: &[NewMessage], conversation_of: &[i64]) -> Shape {
-    let mut index: HashMap<i64, usize> = HashMap::new();
-    let mut conversations = Vec::new();
-    let mut counts = Vec::new();
-    // Per conversation, the batch index of its newest message: copied once, at the end.
-    let mut newest = Vec::new();
-    let mut positions = Vec::with_capacity(batch.len());
-    for (at, conversation) in conversation_of.iter().enumerate() {
-        let i = *index.entry(*conversation).or_insert_with(|| {
-            conversations.push(*conversation);
-            counts.push(0);
-            newest.push(at);
-            conversations.len() - 1
-        });
-        counts[i] += 1;
-        positions.push(counts[i]);
-        newest[i] = at;
-    }
-    Shape {
-        conversations,
-        counts,
-        last_senders: newest.iter().map(|&at| batch[at].sender_id).collect(),
-        last_contents: newest.iter().map(|&at| batch[at].content.clone()).collect(),
-        positions,
-    }
-}
 
 #[derive(FromQueryResult)]
 struct Inserted {
@@ -93,61 +51,35 @@ struct Inserted {
     seq: i64,
 }
 
-/// Stores `batch` in order; returns the stored messages in the same order.
+/// Stores `batch` as `plan` says; returns each message's `(id, seq)` in batch order.
 pub async fn write_batch(
     db: &DatabaseConnection,
-    cache: &PairCache,
+    plan: &BatchPlan,
     batch: &[NewMessage],
-) -> anyhow::Result<Vec<StoredMessage>> {
-    let now = Utc::now();
-    let pair = |m: &NewMessage| (m.sender_id.min(m.recipient_id), m.sender_id.max(m.recipient_id));
-    let missing: Vec<(i64, i64)> = {
-        let known = cache.lock().expect("pair cache poisoned");
-        let mut missing: Vec<_> = batch
-            .iter()
-            .map(pair)
-            .filter(|p| !known.contains_key(p))
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        missing
-    };
-    if !missing.is_empty() {
-        // First messages: create the conversations (committed on their own; a batch that
-        // then fails leaves an empty conversation, never a half-stored message).
-        let txn = db.begin().await?;
-        let mut created = Vec::with_capacity(missing.len());
-        for (a, b) in missing {
-            created.push(((a, b), direct_conversation(&txn, a, b, now).await?));
-        }
-        txn.commit().await?;
-        cache.lock().expect("pair cache poisoned").extend(created);
-    }
-    let conversation_of: Vec<i64> = {
-        let known = cache.lock().expect("pair cache poisoned");
-        batch
-            .iter()
-            .map(|m| {
-                known
-                    .get(&pair(m))
-                    .copied()
-                    .ok_or_else(|| anyhow::anyhow!("no conversation for {:?}", pair(m)))
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-
-    let shape = shape(batch, &conversation_of);
+    now: DateTime<Utc>,
+) -> anyhow::Result<Landed> {
     let rows = Inserted::find_by_statement(stmt(
         db,
         WRITE_BATCH,
         [
-            shape.conversations.into(),
-            shape.counts.into(),
-            shape.last_senders.into(),
-            shape.last_contents.into(),
-            conversation_of.clone().into(),
+            plan.touched
+                .iter()
+                .map(|t| t.conversation_id)
+                .collect::<Vec<_>>()
+                .into(),
+            plan.touched.iter().map(|t| t.count).collect::<Vec<_>>().into(),
+            plan.touched
+                .iter()
+                .map(|t| batch[t.newest].sender_id)
+                .collect::<Vec<_>>()
+                .into(),
+            plan.touched
+                .iter()
+                .map(|t| batch[t.newest].content.clone())
+                .collect::<Vec<_>>()
+                .into(),
+            batch.iter().map(|m| m.conversation_id).collect::<Vec<_>>().into(),
             batch.iter().map(|m| m.sender_id).collect::<Vec<_>>().into(),
-            batch.iter().map(|m| m.recipient_id).collect::<Vec<_>>().into(),
             // An empty key stands for "none" (a real client_msg_id is never empty).
             batch
                 .iter()
@@ -155,45 +87,51 @@ pub async fn write_batch(
                 .collect::<Vec<_>>()
                 .into(),
             batch.iter().map(|m| m.content.clone()).collect::<Vec<_>>().into(),
-            batch.iter().map(|m| m.deliver_now).collect::<Vec<_>>().into(),
             now.into(),
-            shape.positions.into(),
+            plan.positions.clone().into(),
+            plan.senders
+                .iter()
+                .map(|s| s.conversation_id)
+                .collect::<Vec<_>>()
+                .into(),
+            plan.senders
+                .iter()
+                .map(|s| s.sender_id)
+                .collect::<Vec<_>>()
+                .into(),
+            plan.senders.iter().map(|s| s.count).collect::<Vec<_>>().into(),
         ],
     ))
     .all(db)
     .await?;
+    let ids: HashMap<(i64, i64), i64> = rows
+        .into_iter()
+        .map(|r| ((r.conversation_id, r.seq), r.id))
+        .collect();
+    landed(plan, batch, &ids)
+}
 
-    // Within a conversation, seqs follow batch order: hand them out in that order.
-    let mut by_conversation: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-    for r in rows {
-        by_conversation
-            .entry(r.conversation_id)
-            .or_default()
-            .push((r.seq, r.id));
-    }
-    for list in by_conversation.values_mut() {
-        list.sort_unstable_by(|a, b| b.cmp(a)); // popped from the end: smallest first
+/// Pairs each message with its row: within a conversation the seqs follow batch order,
+/// so the n-th message of a conversation has its n-th lowest new seq.
+fn landed(plan: &BatchPlan, batch: &[NewMessage], ids: &HashMap<(i64, i64), i64>) -> anyhow::Result<Landed> {
+    let mut lowest: HashMap<i64, i64> = HashMap::new();
+    for (&(c, seq), _) in ids {
+        let e = lowest.entry(c).or_insert(seq);
+        *e = (*e).min(seq);
     }
     batch
         .iter()
-        .zip(conversation_of)
-        .map(|(m, conversation_id)| {
-            let (seq, id) = by_conversation
-                .get_mut(&conversation_id)
-                .and_then(Vec::pop)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("conversation {conversation_id}: fewer rows returned than sent")
-                })?;
-            Ok(StoredMessage {
-                id,
-                conversation_id,
-                seq,
-                sender_id: m.sender_id,
-                recipient_id: m.recipient_id,
-                content: m.content.clone(),
-                sent_at: now,
-                delivered_at: m.deliver_now.then_some(now),
-            })
+        .zip(&plan.positions)
+        .map(|(m, pos)| {
+            let base = lowest
+                .get(&m.conversation_id)
+                .ok_or_else(|| anyhow::anyhow!("conversation {}: no rows returned", m.conversation_id))?
+                - 1;
+            let seq = base + pos;
+            let id = ids
+                .get(&(m.conversation_id, seq))
+                .ok_or_else(|| anyhow::anyhow!("message {}:{seq} not returned", m.conversation_id))?;
+            Ok((*id, seq))
         })
         .collect()
 }

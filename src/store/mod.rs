@@ -3,13 +3,30 @@
 pub mod conversations;
 pub mod db;
 pub mod delivery;
+pub mod groups;
 pub mod messages;
 pub mod messages_pg;
 pub mod messages_sqlite;
 mod nodelay;
+pub mod positions;
 pub mod users;
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait, Value,
+};
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade to a
+/// writer once another connection has committed (`SQLITE_BUSY_SNAPSHOT`, which no
+/// busy timeout waits out). PostgreSQL ignores the option.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
 
 /// A statement in the connection's dialect. SQL is written with PostgreSQL's `$1`
 /// placeholders; for SQLite they become `?1`, its numbered form (SQLite would read `$1` as
@@ -25,6 +42,29 @@ pub(crate) fn stmt<C: ConnectionTrait>(
         _ => sql.to_owned(),
     };
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `($k, $k+1), …` for rows of integers, numbered after the `leading` values, which come
+/// first in the returned values. `VALUES` columns are named column1, column2… on both
+/// SQLite and PostgreSQL.
+pub(crate) fn values_list<const N: usize>(
+    leading: Vec<Value>,
+    rows: impl Iterator<Item = [i64; N]>,
+) -> (String, Vec<Value>) {
+    let mut values = leading;
+    let mut tuples = Vec::new();
+    for row in rows {
+        let start = values.len() + 1;
+        tuples.push(format!(
+            "({})",
+            (start..start + N)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        values.extend(row.map(Value::from));
+    }
+    (tuples.join(", "), values)
 }
 
 fn numbered_placeholders(sql: &str) -> String {

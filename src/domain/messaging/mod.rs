@@ -1,10 +1,12 @@
 //! Sending messages: validation, the ordered batching writer, and what must be announced.
 //!
-//! Every send, device connect and device disconnect goes through one queue, drained by
-//! one writer task per node. That single order is what makes three promises cheap:
-//! messages from one sender keep their order, a message is either delivered live or
-//! found by the recipient's catch-up (never both, never neither), and many concurrent
+//! Every send, device connect and disconnect, delivery report and membership change
+//! goes through one queue, drained by one writer task per node. That single order is
+//! what makes the promises cheap: messages from one sender keep their order, a device
+//! gets each message either live or from its offline queue, a member's delivered
+//! position moves only for what reached one of their devices, and many concurrent
 //! sends share one transaction.
+pub mod plan;
 mod writer;
 
 use chrono::{DateTime, Utc};
@@ -14,40 +16,55 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     DomainError, DomainResult,
+    groups::GroupEvent,
     presence::{DeviceId, Presence},
     types::{ClientMsgId, Content},
+    typing::Typing,
 };
-pub use crate::store::{delivery::QueuedMessage, messages::StoredMessage};
+pub use crate::store::{
+    delivery::QueuedMessage,
+    messages::StoredMessage,
+    positions::{Move, Settled},
+};
 
-/// A validated request to send one direct message.
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendTarget {
+    /// The direct conversation with this user (created on the first message).
+    Direct(i64),
+    /// A conversation the sender belongs to, direct or group.
+    Conversation(i64),
+}
+
+/// A validated request to send one message.
 #[derive(Debug)]
 pub struct SendRequest {
     pub sender_id: i64,
     pub device: DeviceId,
-    pub to_user_id: i64,
+    pub target: SendTarget,
     pub content: Content,
     pub client_msg_id: Option<ClientMsgId>,
 }
 
 impl SendRequest {
-    /// Applies the rules that need no database: no self-messages.
+    /// Applies the rules that need no database: no self-messages, plausible ids.
     pub fn new(
         sender_id: i64,
         device: DeviceId,
-        to_user_id: i64,
+        target: SendTarget,
         content: Content,
         client_msg_id: Option<ClientMsgId>,
     ) -> DomainResult<Self> {
-        if to_user_id == sender_id {
-            return Err(DomainError::SelfRecipient);
-        }
-        if to_user_id <= 0 {
-            return Err(DomainError::UnknownRecipient);
+        match target {
+            SendTarget::Direct(to) if to == sender_id => return Err(DomainError::SelfRecipient),
+            SendTarget::Direct(to) if to <= 0 => return Err(DomainError::UnknownRecipient),
+            SendTarget::Conversation(c) if c <= 0 => return Err(DomainError::ConversationNotFound),
+            _ => {}
         }
         Ok(SendRequest {
             sender_id,
             device,
-            to_user_id,
+            target,
             content,
             client_msg_id,
         })
@@ -57,16 +74,26 @@ impl SendRequest {
 /// What the transport must announce, in exactly this order.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Committed messages, each with the device that sent it, in send order.
+    /// These users became members of a conversation (a first direct message created it,
+    /// or they were added to a group): their live devices join its room.
+    Joined {
+        conversation_id: i64,
+        user_ids: Vec<i64>,
+    },
+    /// Committed messages, each with the device that sent it, in send order. Hand each
+    /// to the live devices of the other members and report which members it reached.
     Stored(Vec<Stored>),
-    /// A device came online: hand it the queued messages (already marked delivered at
-    /// `delivered_at`), then let it receive live messages.
+    /// A page of a connecting device's offline queue, oldest first. When `rooms` is
+    /// Some, the queue is drained: the device joins those conversations' rooms and
+    /// receives live messages from now on; otherwise ask for the next page.
     CatchUp {
         device: DeviceId,
         user_id: i64,
         messages: Vec<QueuedMessage>,
-        delivered_at: DateTime<Utc>,
+        rooms: Option<Vec<i64>>,
     },
+    /// A member stopped typing (sending a message ends the indicator).
+    TypingStopped { conversation_id: i64, user_id: i64 },
     /// A user came online (`last_seen` is None) or went offline; tell their contacts.
     Presence {
         user_id: i64,
@@ -76,6 +103,13 @@ pub enum Outcome {
     },
     /// A member read a conversation up to a message.
     Read(ReadReceipt),
+    /// These messages have now reached every other member: tell their senders.
+    Delivered {
+        messages: Vec<Settled>,
+        at: DateTime<Utc>,
+    },
+    /// A group changed: tell its members, move rooms.
+    Group(GroupEvent),
     /// The queue could not be read: the device must reconnect rather than miss messages.
     CatchUpFailed { device: DeviceId },
 }
@@ -85,7 +119,7 @@ pub enum Outcome {
 pub struct Stored {
     pub device: DeviceId,
     pub message: StoredMessage,
-    /// False for a retry of an already stored `client_msg_id`: recipients saw it already.
+    /// False for a retry of an already stored `client_msg_id`: members saw it already.
     pub fresh: bool,
 }
 
@@ -105,9 +139,27 @@ pub struct ReadReceipt {
 
 pub(crate) enum Command {
     Send(SendRequest, oneshot::Sender<DomainResult<StoredMessage>>),
-    Connect { user_id: i64, device: DeviceId },
-    Disconnect { user_id: i64, device: DeviceId },
-    GraceExpired { user_id: i64, generation: u64 },
+    Connect {
+        user_id: i64,
+        device: DeviceId,
+    },
+    /// The previous page of a device's queue was handed over; the next, please.
+    CatchUpMore {
+        user_id: i64,
+        device: DeviceId,
+    },
+    Disconnect {
+        user_id: i64,
+        device: DeviceId,
+    },
+    GraceExpired {
+        user_id: i64,
+        generation: u64,
+    },
+    /// Messages reached devices of these members.
+    Reached(Vec<Move>),
+    /// Passed to the transport in queue order (after everything queued before it).
+    Announce(Outcome),
 }
 
 /// A cheap handle to this node's writer.
@@ -125,6 +177,7 @@ impl Messaging {
     pub fn start(
         db: DatabaseConnection,
         presence: Arc<Presence>,
+        typing: Arc<Typing>,
         grace: Duration,
         catch_up_limit: u64,
     ) -> (Self, mpsc::UnboundedReceiver<Outcome>) {
@@ -133,6 +186,7 @@ impl Messaging {
         let setup = writer::Setup {
             db,
             presence,
+            typing,
             out: out.clone(),
             queue: tx.downgrade(),
             grace,
@@ -142,9 +196,16 @@ impl Messaging {
         (Messaging { tx, out }, out_rx)
     }
 
-    /// Passes a read receipt to the transport.
-    pub fn announce_read(&self, receipt: ReadReceipt) {
-        let _ = self.out.send(Outcome::Read(receipt));
+    /// Passes outcomes that need no ordering with sends (read receipts, receipts that
+    /// a read settled) straight to the transport.
+    pub fn announce_now(&self, outcome: Outcome) {
+        let _ = self.out.send(outcome);
+    }
+
+    /// Passes an outcome to the transport after everything queued before it: membership
+    /// changes must not overtake a device's catch-up or a send.
+    pub async fn announce_in_order(&self, outcome: Outcome) {
+        let _ = self.tx.send(Command::Announce(outcome)).await;
     }
 
     /// Queues a send. Sends queued one after another are stored and announced in that
@@ -164,6 +225,18 @@ impl Messaging {
     /// A device connected: it will receive its queued messages, then live ones.
     pub async fn device_connected(&self, user_id: i64, device: DeviceId) {
         let _ = self.tx.send(Command::Connect { user_id, device }).await;
+    }
+
+    /// A page of the device's queue was handed over; queue the next.
+    pub async fn catch_up_more(&self, user_id: i64, device: DeviceId) {
+        let _ = self.tx.send(Command::CatchUpMore { user_id, device }).await;
+    }
+
+    /// Messages reached devices of these members: move their delivered positions.
+    pub async fn reached(&self, moves: Vec<Move>) {
+        if !moves.is_empty() {
+            let _ = self.tx.send(Command::Reached(moves)).await;
+        }
     }
 
     /// A device went away (idempotent).

@@ -1,22 +1,28 @@
-//! The writer task: drains the command queue in order, storing sends in batches.
+//! The writer task: drains the command queue in order, storing sends in batches and
+//! moving delivered positions for what reached devices.
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
+    time::Duration,
 };
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Outcome, SendRequest, Stored, StoredMessage};
+use super::{Command, Outcome, SendRequest, SendTarget, Stored, StoredMessage, plan::BatchPlan};
 use crate::{
     domain::{
         DomainError, DomainResult,
         presence::{Arrival, Departure, Presence},
+        receipts::Position,
+        typing::Typing,
     },
-    store::{self, messages::NewMessage},
+    store::{
+        self,
+        messages::NewMessage,
+        positions::{self, Move},
+    },
 };
 
 /// Most sends stored in one transaction.
@@ -24,23 +30,35 @@ const MAX_BATCH: usize = 1024;
 
 type Reply = oneshot::Sender<DomainResult<StoredMessage>>;
 
+/// A send whose conversation is known and whose sender may write to it.
+struct Ready {
+    req: SendRequest,
+    reply: Reply,
+    conversation_id: i64,
+}
+
 struct Writer {
     db: DatabaseConnection,
     presence: Arc<Presence>,
+    typing: Arc<Typing>,
     out: mpsc::UnboundedSender<Outcome>,
     /// Our own queue, to come back after a grace period (weak: it must not keep us alive).
     queue: mpsc::WeakSender<Command>,
     grace: Duration,
-    /// Most queued messages handed to a device when it connects; the rest stay queued.
+    /// Most queued messages handed to a device per page of its catch-up.
     catch_up_limit: u64,
-    pairs: store::messages::PairCache,
+    /// `(lower user, higher user)` → direct conversation. Never changes once created.
+    pairs: HashMap<(i64, i64), i64>,
     /// Users never disappear, so a positive existence check is cached.
     known_users: HashSet<i64>,
+    /// Delivery reports not yet applied.
+    reached: Vec<Move>,
 }
 
 pub(super) struct Setup {
     pub db: DatabaseConnection,
     pub presence: Arc<Presence>,
+    pub typing: Arc<Typing>,
     pub out: mpsc::UnboundedSender<Outcome>,
     pub queue: mpsc::WeakSender<Command>,
     pub grace: Duration,
@@ -51,6 +69,7 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
     let Setup {
         db,
         presence,
+        typing,
         out,
         queue,
         grace,
@@ -59,12 +78,14 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
     let mut w = Writer {
         db,
         presence,
+        typing,
         out,
         queue,
         grace,
         catch_up_limit,
-        pairs: Default::default(),
+        pairs: HashMap::new(),
         known_users: HashSet::new(),
+        reached: Vec::new(),
     };
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut sends: Vec<(SendRequest, Reply)> = Vec::with_capacity(MAX_BATCH);
@@ -72,21 +93,34 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
         for command in commands.drain(..) {
             match command {
                 Command::Send(req, reply) => sends.push((req, reply)),
-                Command::Connect { user_id, device } => {
+                Command::Reached(moves) => w.reached.extend(moves),
+                // Everything else sees the effects of what was queued before it.
+                other => {
                     w.store_sends(&mut sends).await;
-                    w.catch_up(user_id, device).await;
-                }
-                Command::Disconnect { user_id, device } => {
-                    w.store_sends(&mut sends).await;
-                    w.disconnect(user_id, device).await;
-                }
-                Command::GraceExpired { user_id, generation } => {
-                    w.store_sends(&mut sends).await;
-                    w.grace_expired(user_id, generation).await;
+                    w.apply_reached().await;
+                    match other {
+                        Command::Connect { user_id, device } => w.catch_up(user_id, device, true).await,
+                        Command::CatchUpMore { user_id, device } => w.catch_up(user_id, device, false).await,
+                        Command::Disconnect { user_id, device } => w.disconnect(user_id, device).await,
+                        Command::GraceExpired { user_id, generation } => {
+                            w.grace_expired(user_id, generation).await
+                        }
+                        Command::Announce(outcome) => {
+                            let _ = w.out.send(outcome);
+                        }
+                        Command::Send(..) | Command::Reached(..) => unreachable!("handled above"),
+                    }
                 }
             }
         }
         w.store_sends(&mut sends).await;
+        w.apply_reached().await;
+    }
+}
+
+fn fail_all<T>(items: Vec<(T, Reply)>, why: &str) {
+    for (_, reply) in items {
+        let _ = reply.send(Err(DomainError::Internal(anyhow::anyhow!("{why}"))));
     }
 }
 
@@ -95,12 +129,14 @@ impl Writer {
         if sends.is_empty() {
             return;
         }
-        let Ok(batch) = self.drop_unknown_recipients(std::mem::take(sends)).await else {
-            return;
+        let batch = match self.resolve(std::mem::take(sends)).await {
+            Ok(batch) if !batch.is_empty() => batch,
+            Ok(_) => return,
+            Err((e, unanswered)) => {
+                tracing::error!(error = ?e, "resolving the conversations of a batch failed");
+                return fail_all(unanswered, "conversation lookup failed");
+            }
         };
-        if batch.is_empty() {
-            return;
-        }
         // A retry racing its original on another node loses on the unique key; the second
         // attempt then finds the original and answers with it.
         let mut attempt = 0;
@@ -111,8 +147,10 @@ impl Writer {
                 Err(e) if attempt == 1 && store::messages::is_duplicate_client_id(&e) => continue,
                 Err(e) => {
                     tracing::error!(error = ?e, batch = batch.len(), "storing a batch of messages failed");
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(DomainError::Internal(anyhow::anyhow!("batch failed"))));
+                    for r in batch {
+                        let _ = r
+                            .reply
+                            .send(Err(DomainError::Internal(anyhow::anyhow!("batch failed"))));
                     }
                     return;
                 }
@@ -120,13 +158,20 @@ impl Writer {
         };
         let mut announce = Vec::with_capacity(results.len());
         let mut replies = Vec::with_capacity(results.len());
-        for ((req, reply), (message, fresh)) in batch.into_iter().zip(results) {
+        for (ready, (message, fresh)) in batch.into_iter().zip(results) {
+            // Sending a message ends its sender's typing indicator.
+            if fresh && self.typing.stop(message.conversation_id, message.sender_id) {
+                let _ = self.out.send(Outcome::TypingStopped {
+                    conversation_id: message.conversation_id,
+                    user_id: message.sender_id,
+                });
+            }
             announce.push(Stored {
-                device: req.device,
+                device: ready.req.device,
                 message: message.clone(),
                 fresh,
             });
-            replies.push((reply, message));
+            replies.push((ready.reply, message));
         }
         let _ = self.out.send(Outcome::Stored(announce));
         for (reply, message) in replies {
@@ -134,11 +179,114 @@ impl Writer {
         }
     }
 
-    /// Stores the batch's new messages; returns every request's message and whether it is new.
-    async fn try_store(
+    /// Finds each send's conversation, creating first direct conversations, and answers
+    /// the sends that may not go ahead. Keeps the rest in order.
+    async fn resolve(
         &mut self,
-        batch: &[(SendRequest, Reply)],
-    ) -> anyhow::Result<Vec<(StoredMessage, bool)>> {
+        batch: Vec<(SendRequest, Reply)>,
+    ) -> Result<Vec<Ready>, (anyhow::Error, Vec<(SendRequest, Reply)>)> {
+        let unknown: Vec<i64> = batch
+            .iter()
+            .filter_map(|(r, _)| match r.target {
+                SendTarget::Direct(to) if !self.known_users.contains(&to) => Some(to),
+                _ => None,
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            match store::users::existing_ids(&self.db, &unknown).await {
+                Ok(found) => self.known_users.extend(found),
+                Err(e) => return Err((e, batch)),
+            }
+        }
+        let missing: Vec<(i64, i64)> = batch
+            .iter()
+            .filter_map(|(r, _)| match r.target {
+                SendTarget::Direct(to) if self.known_users.contains(&to) => {
+                    Some((r.sender_id.min(to), r.sender_id.max(to)))
+                }
+                _ => None,
+            })
+            .filter(|pair| !self.pairs.contains_key(pair))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            match self.create_direct(&missing).await {
+                Ok(created) => {
+                    for ((a, b), conversation_id) in created {
+                        self.pairs.insert((a, b), conversation_id);
+                        let _ = self.out.send(Outcome::Joined {
+                            conversation_id,
+                            user_ids: vec![a, b],
+                        });
+                    }
+                }
+                Err(e) => return Err((e, batch)),
+            }
+        }
+        let claimed: Vec<(i64, i64)> = batch
+            .iter()
+            .filter_map(|(r, _)| match r.target {
+                SendTarget::Conversation(c) => Some((c, r.sender_id)),
+                SendTarget::Direct(_) => None,
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let allowed = match store::messages::open_memberships(&self.db, &claimed).await {
+            Ok(allowed) => allowed,
+            Err(e) => return Err((e, batch)),
+        };
+        Ok(batch
+            .into_iter()
+            .filter_map(|(req, reply)| {
+                let conversation = match req.target {
+                    SendTarget::Direct(to) if !self.known_users.contains(&to) => {
+                        Err(DomainError::UnknownRecipient)
+                    }
+                    SendTarget::Direct(to) => self
+                        .pairs
+                        .get(&(req.sender_id.min(to), req.sender_id.max(to)))
+                        .copied()
+                        .ok_or(DomainError::ConversationNotFound),
+                    SendTarget::Conversation(c) if allowed.contains(&(c, req.sender_id)) => Ok(c),
+                    SendTarget::Conversation(_) => Err(DomainError::ConversationNotFound),
+                };
+                match conversation {
+                    Ok(conversation_id) => Some(Ready {
+                        req,
+                        reply,
+                        conversation_id,
+                    }),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// First messages: the conversations are committed on their own (a batch that then
+    /// fails leaves an empty conversation, never a half-stored message).
+    async fn create_direct(&self, pairs: &[(i64, i64)]) -> anyhow::Result<Vec<((i64, i64), i64)>> {
+        let now = Utc::now();
+        let txn = store::begin_write(&self.db).await?;
+        let mut created = Vec::with_capacity(pairs.len());
+        for &(a, b) in pairs {
+            created.push((
+                (a, b),
+                store::messages::direct_conversation(&txn, a, b, now).await?,
+            ));
+        }
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    /// Stores the batch's new messages; returns every request's message and whether it is new.
+    async fn try_store(&mut self, batch: &[Ready]) -> anyhow::Result<Vec<(StoredMessage, bool)>> {
         let key = |req: &SendRequest| {
             req.client_msg_id
                 .as_ref()
@@ -146,135 +294,148 @@ impl Writer {
         };
         let keys: Vec<(i64, String)> = batch
             .iter()
-            .filter_map(|(req, _)| key(req))
+            .filter_map(|r| key(&r.req))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         let existing = store::messages::find_by_client_ids(&self.db, &keys).await?;
 
-        enum Plan {
+        enum Fate {
             Existing(StoredMessage),
             New(usize),
             SameAs(usize),
         }
         let mut first_row = HashMap::new();
         let mut rows = Vec::with_capacity(batch.len());
-        let mut plan = Vec::with_capacity(batch.len());
-        for (req, _) in batch {
-            let k = key(req);
+        let mut fates = Vec::with_capacity(batch.len());
+        for ready in batch {
+            let k = key(&ready.req);
             if let Some(k) = &k {
                 if let Some(m) = existing.get(k) {
-                    plan.push(Plan::Existing(m.clone()));
+                    fates.push(Fate::Existing(m.clone()));
                     continue;
                 }
                 if let Some(row) = first_row.get(k) {
-                    plan.push(Plan::SameAs(*row));
+                    fates.push(Fate::SameAs(*row));
                     continue;
                 }
             }
             if let Some(k) = k {
                 first_row.insert(k, rows.len());
             }
-            plan.push(Plan::New(rows.len()));
+            fates.push(Fate::New(rows.len()));
             rows.push(NewMessage {
-                sender_id: req.sender_id,
-                recipient_id: req.to_user_id,
-                content: req.content.clone().into_inner(),
-                client_msg_id: req.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
-                deliver_now: self.presence.is_connected(req.to_user_id),
+                conversation_id: ready.conversation_id,
+                sender_id: ready.req.sender_id,
+                content: ready.req.content.clone().into_inner(),
+                client_msg_id: ready.req.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
             });
         }
         let stored = if rows.is_empty() {
             Vec::new()
         } else {
-            self.write(&rows).await?
+            self.write(rows).await?
         };
-        Ok(plan
+        Ok(fates
             .into_iter()
-            .map(|p| match p {
-                Plan::Existing(m) => (m, false),
-                Plan::New(i) => (stored[i].clone(), true),
-                Plan::SameAs(i) => (stored[i].clone(), false),
+            .map(|f| match f {
+                Fate::Existing(m) => (m, false),
+                Fate::New(i) => (stored[i].clone(), true),
+                Fate::SameAs(i) => (stored[i].clone(), false),
             })
             .collect())
     }
 
-    async fn write(&mut self, rows: &[NewMessage]) -> anyhow::Result<Vec<StoredMessage>> {
+    async fn write(&mut self, rows: Vec<NewMessage>) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
-        let stored = match self.db.get_database_backend() {
-            DbBackend::Postgres => store::messages_pg::write_batch(&self.db, &self.pairs, rows).await?,
-            _ => store::messages_sqlite::write_batch(&self.db, &self.pairs, rows).await?,
+        let now = Utc::now();
+        let keys: Vec<(i64, i64)> = rows.iter().map(|m| (m.conversation_id, m.sender_id)).collect();
+        let plan = BatchPlan::new(&keys);
+        let landed = match self.db.get_database_backend() {
+            DbBackend::Postgres => store::messages_pg::write_batch(&self.db, &plan, &rows, now).await?,
+            _ => store::messages_sqlite::write_batch(&self.db, &plan, &rows, now).await?,
         };
         tracing::debug!(
             messages = rows.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "batch committed"
         );
-        Ok(stored)
-    }
-
-    /// Answers sends to nonexistent users with an error and keeps the rest, in order.
-    async fn drop_unknown_recipients(
-        &mut self,
-        batch: Vec<(SendRequest, Reply)>,
-    ) -> Result<Vec<(SendRequest, Reply)>, ()> {
-        let unknown: Vec<i64> = batch
-            .iter()
-            .map(|(r, _)| r.to_user_id)
-            .filter(|id| !self.known_users.contains(id))
-            .collect::<HashSet<_>>()
+        Ok(rows
             .into_iter()
-            .collect();
-        if !unknown.is_empty() {
-            match store::users::existing_ids(&self.db, &unknown).await {
-                Ok(found) => self.known_users.extend(found),
-                Err(e) => {
-                    tracing::error!(error = ?e, "checking recipients failed");
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(DomainError::Internal(anyhow::anyhow!(
-                            "recipient check failed"
-                        ))));
-                    }
-                    return Err(());
-                }
-            }
-        }
-        Ok(batch
-            .into_iter()
-            .filter_map(|(req, reply)| {
-                if self.known_users.contains(&req.to_user_id) {
-                    Some((req, reply))
-                } else {
-                    let _ = reply.send(Err(DomainError::UnknownRecipient));
-                    None
-                }
+            .zip(landed)
+            .map(|(m, (id, seq))| StoredMessage {
+                id,
+                conversation_id: m.conversation_id,
+                seq,
+                sender_id: m.sender_id,
+                content: m.content,
+                sent_at: now,
             })
             .collect())
     }
 
-    async fn catch_up(&mut self, user_id: i64, device: String) {
+    /// Moves the delivered positions of members whose devices got messages, and tells
+    /// senders about messages that have now reached every other member.
+    async fn apply_reached(&mut self) {
+        if self.reached.is_empty() {
+            return;
+        }
+        let moves = std::mem::take(&mut self.reached);
         let now = Utc::now();
-        let taken = async {
-            let txn = self.db.begin().await?;
-            let queued = store::delivery::take_undelivered(&txn, user_id, self.catch_up_limit, now).await?;
+        let applied = async {
+            let txn = store::begin_write(&self.db).await?;
+            let moved = positions::advance(&txn, Position::Delivered, &moves, now).await?;
+            let mut conversations: Vec<i64> = moved.iter().map(|m| m.conversation_id).collect();
+            conversations.sort_unstable();
+            conversations.dedup();
+            let settled = positions::settle(&txn, Position::Delivered, &conversations, now).await?;
             txn.commit().await?;
-            anyhow::Ok(queued)
+            anyhow::Ok(settled)
         }
         .await;
-        let messages = match taken {
-            Ok(messages) => messages,
+        match applied {
+            Ok(settled) if !settled.is_empty() => {
+                let _ = self.out.send(Outcome::Delivered {
+                    messages: settled,
+                    at: now,
+                });
+            }
+            Ok(_) => {}
+            // The positions stay behind: the messages are handed over again on the next
+            // connect (at least once), never lost.
+            Err(e) => tracing::error!(error = ?e, moves = moves.len(), "moving delivered positions failed"),
+        }
+    }
+
+    async fn catch_up(&mut self, user_id: i64, device: String, first: bool) {
+        let page = async {
+            let (messages, more) = store::delivery::queue(&self.db, user_id, self.catch_up_limit).await?;
+            let rooms = if more {
+                None
+            } else {
+                Some(store::delivery::open_conversations(&self.db, user_id).await?)
+            };
+            anyhow::Ok((messages, rooms))
+        }
+        .await;
+        let (messages, rooms) = match page {
+            Ok(page) => page,
             Err(e) => {
                 tracing::error!(error = ?e, user_id, "reading the offline queue failed");
                 let _ = self.out.send(Outcome::CatchUpFailed { device });
                 return;
             }
         };
-        let arrival = self.presence.device_connected(user_id, &device);
+        let arrival = if first {
+            self.presence.device_connected(user_id, &device)
+        } else {
+            Arrival::Unchanged
+        };
         let _ = self.out.send(Outcome::CatchUp {
             device,
             user_id,
             messages,
-            delivered_at: now,
+            rooms,
         });
         if arrival == Arrival::CameOnline {
             self.announce_presence(user_id, None).await;
@@ -309,9 +470,10 @@ impl Writer {
         self.announce_presence(user_id, Some(last_seen)).await;
     }
 
-    /// Tells everyone who shares a conversation with the user.
+    /// Tells everyone who shares a direct conversation with the user (group members are
+    /// not told: a member of a 1,000-member group would fan out a thousand events).
     async fn announce_presence(&mut self, user_id: i64, last_seen: Option<DateTime<Utc>>) {
-        match store::conversations::contacts(&self.db, user_id).await {
+        match store::conversations::direct_contacts(&self.db, user_id).await {
             Ok(contacts) if !contacts.is_empty() => {
                 let _ = self.out.send(Outcome::Presence {
                     user_id,

@@ -1,0 +1,26 @@
+//! The state every REST and socket handler shares. It lives apart from start-up
+//! (`app.rs`), which mounts the transports: handlers import this, never `app`.
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::jwt::JwtKeys,
+    config::Config,
+    domain::{
+        accounts::KnownUsers, groups::Groups, messaging::Messaging, presence::Presence, typing::Typing,
+    },
+};
+
+/// Everything a request or socket handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub jwt: JwtKeys,
+    pub config: Arc<Config>,
+    pub messaging: Messaging,
+    pub presence: Arc<Presence>,
+    pub typing: Arc<Typing>,
+    pub known_users: Arc<KnownUsers>,
+    pub groups: Groups,
+}
