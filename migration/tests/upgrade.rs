@@ -76,21 +76,30 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
 
     // Per-message receipts become member positions: each member has everything before
     // the first message from the other still undelivered (unread) to them.
-    let positions = |user: i64| {
-        format!(
-            "SELECT delivered_seq * 100 + read_seq * 10 + sent_since_read, 'positions' \
-             FROM conversation_members WHERE conversation_id = 1 AND user_id = {user}"
-        )
+    let positions = |user: i64| async move {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT delivered_seq, read_seq, sent_since_read FROM conversation_members \
+                     WHERE conversation_id = 1 AND user_id = {user}"
+                ),
+            ))
+            .await
+            .expect("query")
+            .expect("a member row");
+        let at = |i| row.try_get_by_index::<i64>(i).unwrap();
+        (at(0), at(1), at(2))
     };
     assert_eq!(
-        one_row(db, &positions(1)).await.0,
-        100 + 10 + 0,
-        "Alice: delivered 1, read 1 (no unread from Bob before his reply), nothing of her own after it"
+        positions(1).await,
+        (1, 1, 0),
+        "Alice: delivered and read up to her own message (Bob's reply reached her not), none of hers after"
     );
     assert_eq!(
-        one_row(db, &positions(2)).await.0,
-        200 + 0 + 1,
-        "Bob: delivered 2 (Alice's message reached him), read 0, his own reply after it"
+        positions(2).await,
+        (2, 0, 1),
+        "Bob: delivered 2 (Alice's message reached him), read nothing, his own reply after that"
     );
     exec(
         db,

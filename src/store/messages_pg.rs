@@ -16,14 +16,20 @@ use super::{
 };
 use crate::domain::messaging::plan::BatchPlan;
 
+// The counter rows are locked in id order before they are bumped, so two writers (two
+// nodes) whose batches touch the same conversations queue behind each other instead of
+// deadlocking.
 const WRITE_BATCH: &str = "\
 WITH counts AS (
   SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[]) AS k(c, n, last_u, last_t)
 ),
+locked AS (
+  SELECT id FROM conversations WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE
+),
 bumped AS (
   UPDATE conversations SET last_seq = conversations.last_seq + counts.n, updated_at = $9,
     last_sender_id = counts.last_u, last_content = counts.last_t, last_sent_at = $9
-  FROM counts WHERE conversations.id = counts.c
+  FROM counts JOIN locked ON locked.id = counts.c WHERE conversations.id = counts.c
   RETURNING conversations.id, conversations.last_seq - counts.n AS base
 ),
 numbered AS (
@@ -115,7 +121,7 @@ pub async fn write_batch(
 /// so the n-th message of a conversation has its n-th lowest new seq.
 fn landed(plan: &BatchPlan, batch: &[NewMessage], ids: &HashMap<(i64, i64), i64>) -> anyhow::Result<Landed> {
     let mut lowest: HashMap<i64, i64> = HashMap::new();
-    for (&(c, seq), _) in ids {
+    for &(c, seq) in ids.keys() {
         let e = lowest.entry(c).or_insert(seq);
         *e = (*e).min(seq);
     }

@@ -46,3 +46,21 @@ export async function eventually(probe, { timeoutMs = 5_000, intervalMs = 50, wh
     await sleep(intervalMs);
   }
 }
+
+/**
+ * `POST /api/groups` as `creator`, with `members` (users) as member_ids and `fields`
+ * (name, description, …) added to the body; asserts 201 and resolves to the `group`.
+ */
+export async function createGroup(server, creator, members, fields = {}) {
+  const json = { name: "group", member_ids: members.map((member) => member.id), ...fields };
+  const res = await server.http("POST", "/api/groups", { token: creator.token, json });
+  assert.equal(res.status, 201, `creating group ${JSON.stringify(json.name)}: ${res.status} ${res.text}`);
+  return res.body.group;
+}
+
+/** `GET /api/groups/{id}` as `user`; asserts 200 and resolves to the `group`. */
+export async function groupOf(server, user, groupId) {
+  const res = await server.http("GET", `/api/groups/${groupId}`, { token: user.token });
+  assert.equal(res.status, 200, `group ${groupId}: ${res.status} ${res.text}`);
+  return res.body.group;
+}
