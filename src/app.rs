@@ -5,7 +5,7 @@ use anyhow::Context;
 use axum::{Json, Router, extract::DefaultBodyLimit, http::StatusCode};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
-use socketioxide::SocketIo;
+use socketioxide::{ParserConfig, SocketIo};
 use tokio::net::{TcpListener, TcpSocket};
 use tower::{ServiceBuilder, util::MapRequestLayer};
 use tower_http::{
@@ -16,7 +16,14 @@ use tower_http::{
 use crate::{
     auth::jwt::JwtKeys,
     config::{Config, CorsOrigins},
-    domain::{groups::Groups, messaging::Messaging, presence::Presence, typing::Typing},
+    domain::{
+        groups::Groups,
+        hashing::Hasher,
+        limits::{Limits, Sockets, UserRate},
+        messaging::Messaging,
+        presence::Presence,
+        typing::Typing,
+    },
     http, socket,
     state::AppState,
     store,
@@ -71,8 +78,16 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
     let groups = Groups::new(db.clone(), messaging.clone(), config.group_max_members);
     let state = AppState {
         groups,
+        hasher: Hasher::new(config.hash_concurrency, config.hash_queue),
+        limits: Limits {
+            sends: UserRate::new(config.rate_sends_per_sec, config.rate_sends_burst),
+            typing: UserRate::new(config.rate_typing_per_sec, 2 * config.rate_typing_per_sec),
+            sync: UserRate::new(config.rate_sync_per_sec, 2 * config.rate_sync_per_sec),
+            sockets: Sockets::new(config.max_sockets_per_user, config.max_connections),
+        },
         db,
-        jwt: JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours),
+        jwt: JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
+            .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone()),
         config: config.clone(),
         messaging,
         presence,
@@ -83,13 +98,23 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
     let (sio_layer, io) = SocketIo::builder()
         .with_state(state.clone())
         .max_payload(config.max_message_bytes as u64 + PACKET_OVERHEAD)
-        // The default accepts 64 MiB websocket frames; nothing we accept is near that.
+        // The defaults accept 64 MiB messages and 16 MiB frames, read whole before any
+        // check, even from a socket that never authenticates: nothing we accept is near that.
         .ws_max_message_size(config.max_message_bytes + PACKET_OVERHEAD as usize)
+        .ws_max_frame_size(config.max_message_bytes + PACKET_OVERHEAD as usize)
+        // The protocol has no binary attachments; a packet announcing one closes the socket.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(0)
+                .packet_completion_timeout(Duration::from_secs(5)),
+        )
         // Idle sockets dominate memory; 1 KiB reads suffice for chat-sized frames.
         .ws_read_buffer_size(1024)
         // Room for a burst (a catch-up, many senders at once) without dropping packets.
         .max_buffer_size(8 * 1024)
-        .connect_timeout(Duration::from_secs(45))
+        // An Engine.IO session that never sends a Socket.IO CONNECT is closed.
+        .connect_timeout(config.connect_timeout)
         .build_layer();
     socket::register(&io);
     tokio::spawn(socket::dispatch::run(io, state.clone(), outcomes));

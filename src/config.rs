@@ -31,6 +31,9 @@ pub struct Config {
     pub database_url: String,
     pub jwt_secret: Vec<u8>,
     pub jwt_expires_in_hours: i64,
+    /// Optional `iss` / `aud` put in issued tokens and required of presented ones.
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
     pub host: String,
     pub port: u16,
     pub cors_origins: CorsOrigins,
@@ -47,6 +50,20 @@ pub struct Config {
     pub catch_up_limit: u64,
     /// Most current members of one group.
     pub group_max_members: usize,
+    /// Password hashes running at once (0: no limit), and how many more may wait.
+    pub hash_concurrency: usize,
+    pub hash_queue: usize,
+    /// Sends per user: a token bucket of this rate and burst (0: off).
+    pub rate_sends_per_sec: u32,
+    pub rate_sends_burst: u32,
+    /// `typing` and `sync` per user, per second (0: off); bursts of twice that.
+    pub rate_typing_per_sec: u32,
+    pub rate_sync_per_sec: u32,
+    /// Sockets per user and in total (0: off).
+    pub max_sockets_per_user: usize,
+    pub max_connections: usize,
+    /// How long an Engine.IO session may go without a Socket.IO CONNECT.
+    pub connect_timeout: Duration,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -134,7 +151,22 @@ impl Config {
         if !(2..=100_000).contains(&group_max_members) {
             return Err(bad("GROUP_MAX_MEMBERS", "must be between 2 and 100000"));
         }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hash_concurrency: usize = parse("HASH_CONCURRENCY", cores)?;
+        let hash_queue: usize = parse("HASH_QUEUE", 32)?;
         Ok(Config {
+            rate_sends_per_sec: parse("RATE_SENDS_PER_SEC", 20)?,
+            rate_sends_burst: parse("RATE_SENDS_BURST", 100)?,
+            rate_typing_per_sec: parse("RATE_TYPING_PER_SEC", 5)?,
+            rate_sync_per_sec: parse("RATE_SYNC_PER_SEC", 10)?,
+            max_sockets_per_user: parse("MAX_SOCKETS_PER_USER", 20)?,
+            max_connections: parse("MAX_CONNECTIONS", 100_000)?,
+            connect_timeout: match millis("CONNECT_TIMEOUT_MS", 5_000)? {
+                d if d.is_zero() => Duration::from_secs(45),
+                d => d,
+            },
+            hash_concurrency,
+            hash_queue,
             catch_up_limit,
             group_max_members,
             presence_grace: millis("PRESENCE_GRACE_MS", 5_000)?,
@@ -143,6 +175,8 @@ impl Config {
             database_url,
             jwt_secret,
             jwt_expires_in_hours,
+            jwt_issuer: var("JWT_ISSUER"),
+            jwt_audience: var("JWT_AUDIENCE"),
             host: var("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: parse("PORT", 5000)?,
             cors_origins,
@@ -172,21 +206,69 @@ fn local_secret(database_url: &str) -> Result<Vec<u8>, ConfigError> {
         return Ok(random_secret().into_bytes());
     };
     let path = PathBuf::from(format!("{}.jwt-secret", db.display()));
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        let existing = existing.trim().to_owned();
-        if existing.len() >= MIN_SECRET_BYTES {
+    let refuse = |why: String| bad("JWT_SECRET", format!("unset, and {}: {why}", path.display()));
+    match read_private(&path) {
+        Ok(Some(existing)) => {
+            let existing = existing.trim().to_owned();
+            if existing.len() < MIN_SECRET_BYTES {
+                return Err(refuse(format!(
+                    "holds fewer than {MIN_SECRET_BYTES} bytes; delete it to have a new secret generated"
+                )));
+            }
             return Ok(existing.into_bytes());
         }
+        Ok(None) => {}
+        Err(why) => return Err(refuse(why)),
     }
     let secret = random_secret();
-    write_private(&path, &secret).map_err(|e| {
-        bad(
-            "JWT_SECRET",
-            format!("unset, and {} could not be written: {e}", path.display()),
-        )
-    })?;
+    create_private(&path, &secret).map_err(|e| refuse(format!("could not be created: {e}")))?;
     tracing::warn!(path = %path.display(), "JWT_SECRET unset: generated a secret and stored it beside the database");
     Ok(secret.into_bytes())
+}
+
+/// The secret file's contents, None if it does not exist. A symbolic link is never
+/// followed, and a file others may read or write (or another user owns) is refused:
+/// anyone who can read the secret can forge tokens, and anyone who can write it can
+/// choose it.
+fn read_private(path: &PathBuf) -> Result<Option<String>, String> {
+    use std::io::Read;
+    #[cfg(unix)]
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    opts.custom_flags(libc::O_NOFOLLOW);
+    let mut file = match opts.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err("is a symbolic link, which is never followed".into());
+        }
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    };
+    let meta = file.metadata().map_err(|e| format!("cannot be inspected: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    #[cfg(unix)]
+    {
+        let mode = meta.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "has permissions {mode:03o}; it must be readable by its owner only (chmod 600)"
+            ));
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(format!("is owned by uid {}, not by this process (uid {me})", meta.uid()));
+        }
+    }
+    let mut contents = String::new();
+    file.read_to_string(&mut contents)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    Ok(Some(contents))
 }
 
 fn random_secret() -> String {
@@ -195,20 +277,53 @@ fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_private(path: &PathBuf, contents: &str) -> std::io::Result<()> {
+/// Creates the file for the owner only, failing if anything (even a dangling link)
+/// is already there: no race with someone planting a file or link in its place.
+fn create_private(path: &PathBuf, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
-    opts.mode(0o600);
+    opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     opts.open(path)?.write_all(contents.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn unsafe_secret_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rc-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/chat.db", dir.display());
+        let file = dir.join("chat.db.jwt-secret");
+
+        let made = local_secret(&url).expect("created on first use");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(local_secret(&url).unwrap(), made, "kept across starts");
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = local_secret(&url).unwrap_err().to_string();
+        assert!(e.contains("permissions 644"), "{e}");
+
+        std::fs::remove_file(&file).unwrap();
+        let elsewhere = dir.join("planted");
+        std::fs::write(&elsewhere, "x".repeat(64)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
+        let e = local_secret(&url).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), &file).unwrap();
+        assert!(local_secret(&url).is_err(), "a dangling link is not created through");
+        assert!(!dir.join("nowhere").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn sqlite_path_is_read_from_url() {

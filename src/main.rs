@@ -2,7 +2,13 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use realtime_chat::{app, auth::jwt::JwtKeys, config::Config, domain::accounts, telemetry};
+use realtime_chat::{
+    app,
+    auth::jwt::JwtKeys,
+    config::Config,
+    domain::{accounts, hashing::Hasher},
+    telemetry,
+};
 
 #[derive(Parser)]
 #[command(
@@ -83,10 +89,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 },
         } => {
             let db = app::open_database(&config).await?;
-            let user = accounts::register(&db, &email, &password, display_name.as_deref())
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let token = JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours).issue(user.id);
+            let user = accounts::register(
+                &db,
+                &Hasher::new(0, 0),
+                &email,
+                &password,
+                display_name.as_deref(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token = JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
+                .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone())
+                .issue(user.id);
             println!("created user {} <{}>\ntoken: {token}", user.id, user.email);
             Ok(())
         }
@@ -97,7 +111,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("user {user_id}: {e}"))?;
             println!(
                 "{}",
-                JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours).issue(user_id)
+                JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
+                    .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone())
+                    .issue(user_id)
             );
             Ok(())
         }

@@ -8,7 +8,8 @@ use crate::{
     auth::jwt::JwtKeys,
     config::Config,
     domain::{
-        accounts::KnownUsers, groups::Groups, messaging::Messaging, presence::Presence, typing::Typing,
+        accounts::KnownUsers, groups::Groups, hashing::Hasher, limits::Limits, messaging::Messaging,
+        presence::Presence, typing::Typing,
     },
 };
 
@@ -23,4 +24,6 @@ pub struct AppState {
     pub typing: Arc<Typing>,
     pub known_users: Arc<KnownUsers>,
     pub groups: Groups,
+    pub hasher: Hasher,
+    pub limits: Limits,
 }

@@ -20,21 +20,42 @@ pub enum TokenError {
     Algorithm,
     #[error("token has no user id")]
     NoUserId,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token issuer or audience not accepted")]
+    WrongParty,
 }
 
 #[derive(Serialize)]
-struct OutClaims {
+struct OutClaims<'a> {
     sub: String,
     user_id: i64,
     iat: i64,
     exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
 struct InClaims {
     sub: Option<serde_json::Value>,
     user_id: Option<serde_json::Value>,
+    exp: i64,
+    iat: Option<i64>,
 }
+
+/// What a valid token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub user_id: i64,
+    /// `exp`, in seconds since the epoch: a socket authenticated by it ends then.
+    pub expires_at: i64,
+}
+
+/// Tolerated clock difference between issuer and server, in seconds.
+const LEEWAY: u64 = 5;
 
 /// Signs and verifies session tokens with one shared secret.
 #[derive(Clone)]
@@ -42,6 +63,8 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     ttl_hours: i64,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl JwtKeys {
@@ -50,7 +73,16 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             ttl_hours,
+            issuer: None,
+            audience: None,
         }
+    }
+
+    /// Issued tokens carry `iss` / `aud`, and only tokens carrying them are accepted.
+    pub fn with_parties(mut self, issuer: Option<String>, audience: Option<String>) -> Self {
+        self.issuer = issuer;
+        self.audience = audience;
+        self
     }
 
     /// A token for `user_id`, valid for the configured lifetime.
@@ -61,6 +93,8 @@ impl JwtKeys {
             user_id,
             iat: now,
             exp: now + self.ttl_hours * 3600,
+            iss: self.issuer.as_deref(),
+            aud: self.audience.as_deref(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
@@ -68,6 +102,12 @@ impl JwtKeys {
 
     /// The user id a valid token names.
     pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
+        self.verify_claims(token).map(|v| v.user_id)
+    }
+
+    /// The user id and expiry of a valid token. Checks (RFC 8725): HS256 only, `exp`
+    /// required, `nbf` and `iat` not in the future, `iss` / `aud` when configured.
+    pub fn verify_claims(&self, token: &str) -> Result<Verified, TokenError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(TokenError::Missing);
@@ -78,13 +118,32 @@ impl JwtKeys {
             return Err(TokenError::Algorithm);
         }
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match &self.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         let data =
             jsonwebtoken::decode::<InClaims>(token, &self.decoding, &validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenError::WrongParty,
+                    ErrorKind::MissingRequiredClaim(c) if c == "iss" || c == "aud" => TokenError::WrongParty,
                     ErrorKind::InvalidSignature => TokenError::BadSignature,
                     ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
                     ErrorKind::MissingRequiredClaim(_) => TokenError::Malformed,
@@ -92,12 +151,22 @@ impl JwtKeys {
                 }
             })?;
         let claims = data.claims;
-        claims
+        if claims
+            .iat
+            .is_some_and(|iat| iat > Utc::now().timestamp() + LEEWAY as i64)
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        let user_id = claims
             .sub
             .as_ref()
             .and_then(id_from)
             .or_else(|| claims.user_id.as_ref().and_then(id_from))
-            .ok_or(TokenError::NoUserId)
+            .ok_or(TokenError::NoUserId)?;
+        Ok(Verified {
+            user_id,
+            expires_at: claims.exp,
+        })
     }
 }
 
@@ -154,6 +223,40 @@ mod tests {
             keys.verify(token),
             Err(TokenError::Algorithm | TokenError::Malformed)
         ));
+    }
+
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn future_nbf_and_iat_are_not_yet_valid() {
+        let keys = JwtKeys::new(SECRET, 1);
+        let now = Utc::now().timestamp();
+        let later = signed(serde_json::json!({ "sub": "1", "exp": now + 7200, "nbf": now + 3600 }));
+        assert_eq!(keys.verify(&later), Err(TokenError::NotYetValid));
+        let minted_later = signed(serde_json::json!({ "sub": "1", "exp": now + 7200, "iat": now + 3600 }));
+        assert_eq!(keys.verify(&minted_later), Err(TokenError::NotYetValid));
+        let fine = signed(serde_json::json!({ "sub": "1", "exp": now + 60, "iat": now, "nbf": now }));
+        assert_eq!(keys.verify(&fine), Ok(1));
+    }
+
+    #[test]
+    fn issuer_and_audience_when_configured() {
+        let keys = JwtKeys::new(SECRET, 1).with_parties(Some("rc".into()), Some("app".into()));
+        let issued = keys.issue(3);
+        assert_eq!(keys.verify(&issued), Ok(3));
+        let plain = JwtKeys::new(SECRET, 1).issue(3);
+        assert_eq!(keys.verify(&plain), Err(TokenError::WrongParty));
+        let other = JwtKeys::new(SECRET, 1).with_parties(Some("rc".into()), Some("other".into()));
+        assert_eq!(keys.verify(&other.issue(3)), Err(TokenError::WrongParty));
+        // Without configuration, a token carrying them is still accepted.
+        assert_eq!(JwtKeys::new(SECRET, 1).verify(&issued), Ok(3));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use sea_orm::DatabaseConnection;
 
 use super::{
     DomainError, DomainResult,
+    hashing::Hasher,
     types::{DisplayName, Email, Password},
 };
 use crate::{auth::password, store};
@@ -11,6 +12,7 @@ use crate::{auth::password, store};
 /// Creates an account. The password is hashed off the async runtime (argon2 is slow on purpose).
 pub async fn register(
     db: &DatabaseConnection,
+    hasher: &Hasher,
     email: &str,
     password_raw: &str,
     display_name: Option<&str>,
@@ -22,9 +24,7 @@ pub async fn register(
         None => DisplayName::parse(email.local_part())?,
     };
     let pw = password.as_str().to_owned();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(anyhow::Error::from)??;
+    let hash = hasher.run(move || password::hash(&pw)).await??;
     match store::users::insert(db, email.as_str(), hash, display_name.into_inner()).await? {
         store::users::InsertUser::Created(user) => Ok(user),
         store::users::InsertUser::EmailTaken => Err(DomainError::EmailTaken),
@@ -32,7 +32,12 @@ pub async fn register(
 }
 
 /// The user whose credentials these are. Unknown email and wrong password are one error.
-pub async fn login(db: &DatabaseConnection, email: &str, password_raw: &str) -> DomainResult<users::Model> {
+pub async fn login(
+    db: &DatabaseConnection,
+    hasher: &Hasher,
+    email: &str,
+    password_raw: &str,
+) -> DomainResult<users::Model> {
     let user = match Email::parse(email) {
         Ok(email) => store::users::by_email(db, email.as_str()).await?,
         Err(_) => None,
@@ -43,9 +48,7 @@ pub async fn login(db: &DatabaseConnection, email: &str, password_raw: &str) -> 
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(dummy_hash);
     let pw = password_raw.to_owned();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
-        .await
-        .map_err(anyhow::Error::from)?;
+    let ok = hasher.run(move || password::verify(&pw, &hash)).await?;
     match user {
         Some(user) if ok => Ok(user),
         _ => Err(DomainError::BadCredentials),

@@ -7,6 +7,7 @@ use super::{
     messaging::{Messaging, Outcome, ReadReceipt},
     presence::{DeviceId, Presence},
 };
+pub use crate::store::conversations::ListCursor;
 use crate::store::{
     self,
     conversations::{ConversationSummary, HistoryMessage, SeqCursor},
@@ -25,13 +26,19 @@ pub struct ConversationView {
     pub online: Option<bool>,
 }
 
-/// The user's conversations, most recently updated first.
+/// Most conversations one page of the list holds.
+pub const MAX_LIST_PAGE: u64 = 200;
+
+/// The user's conversations, most recently updated first: all of them (the seed's
+/// form), or a page of at most `limit` after `cursor`.
 pub async fn list(
     db: &DatabaseConnection,
     presence: &Presence,
     user: i64,
+    page: Option<(u64, Option<ListCursor>)>,
 ) -> DomainResult<Vec<ConversationView>> {
-    Ok(store::conversations::list_for_user(db, user)
+    let page = page.map(|(limit, cursor)| (limit.clamp(1, MAX_LIST_PAGE), cursor));
+    Ok(store::conversations::list_for_user(db, user, page)
         .await?
         .into_iter()
         .map(|summary| {
@@ -128,28 +135,36 @@ async fn seq_page(
     })
 }
 
-/// Messages after each given seq, oldest first per conversation, at most `budget` in all.
+/// Most conversations one `sync` may name: as many as fit in one packet of the default
+/// size with seven-digit ids (about 48 bytes an entry).
+pub const MAX_SYNC_CONVERSATIONS: usize = 400;
+
+/// Messages after each given seq, oldest first per conversation (in the order given), at
+/// most `budget` in all, and whether more remain. Two queries however many
+/// conversations are named.
 pub async fn sync(
     db: &DatabaseConnection,
     user: i64,
     since: &[(i64, i64)],
     budget: u64,
 ) -> DomainResult<(Vec<HistoryMessage>, bool)> {
-    let mut out = Vec::new();
-    let mut has_more = false;
-    for &(conversation, after_seq) in since {
-        require_member(db, conversation, user).await?;
-        let left = budget.saturating_sub(out.len() as u64);
-        if left == 0 {
-            has_more = true;
-            break;
-        }
-        let (messages, more) =
-            store::conversations::page_by_seq(db, conversation, SeqCursor::After(after_seq), left).await?;
-        has_more |= more;
-        out.extend(messages);
+    if since.len() > MAX_SYNC_CONVERSATIONS {
+        return Err(DomainError::InvalidInput(format!(
+            "sync accepts at most {MAX_SYNC_CONVERSATIONS} conversations"
+        )));
     }
-    Ok((out, has_more))
+    if since.is_empty() {
+        return Ok((Vec::new(), false));
+    }
+    // A conversation named twice counts once, at its first position.
+    let mut seen = std::collections::HashSet::new();
+    let since: Vec<(i64, i64)> = since.iter().copied().filter(|(c, _)| seen.insert(*c)).collect();
+    let named: Vec<i64> = since.iter().map(|(c, _)| *c).collect();
+    let open = store::conversations::memberships_among(db, user, &named).await?;
+    if open.len() != named.len() {
+        return Err(DomainError::ConversationNotFound);
+    }
+    Ok(store::conversations::after_seqs(db, &since, budget).await?)
 }
 
 /// Moves the caller's read position up to `up_to_message_id` or the newest message, and

@@ -5,6 +5,12 @@ use thiserror::Error;
 pub enum DomainError {
     #[error("{0}")]
     InvalidInput(String),
+    /// Well-formed but not acceptable (a length limit): 422 over REST.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Text no database can store the same way (U+0000).
+    #[error("{0} must not contain NUL characters")]
+    Unstorable(&'static str),
     #[error("invalid email address")]
     InvalidEmail,
     #[error("password must be at least 8 characters")]
@@ -37,6 +43,18 @@ pub enum DomainError {
     InvalidGroup(String),
     #[error("a group has at most {0} members")]
     TooManyMembers(usize),
+    /// A token presented after the handshake (`auth_refresh`) was refused.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// The token a socket connected with has expired.
+    #[error("token expired: reconnect with a fresh token")]
+    TokenExpired,
+    /// The caller's token bucket is empty.
+    #[error("too many requests: retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    /// Too many expensive requests at once (password hashing): try again shortly.
+    #[error("server busy, retry shortly")]
+    Busy,
     #[error("server is shutting down")]
     Unavailable,
     /// Anything else: logged with context, shown to clients as a generic message.
@@ -54,7 +72,9 @@ impl DomainError {
     /// A stable machine-readable code for clients.
     pub fn code(&self) -> &'static str {
         match self {
-            DomainError::InvalidInput(_) => "invalid_payload",
+            DomainError::InvalidInput(_) | DomainError::Unstorable(_) | DomainError::Unprocessable(_) => {
+                "invalid_payload"
+            }
             DomainError::InvalidEmail => "invalid_email",
             DomainError::WeakPassword => "weak_password",
             DomainError::EmailTaken => "email_taken",
@@ -69,6 +89,10 @@ impl DomainError {
             DomainError::Forbidden(_) => "forbidden",
             DomainError::InvalidGroup(_) => "invalid_group",
             DomainError::TooManyMembers(_) => "too_many_members",
+            DomainError::RateLimited { .. } => "rate_limited",
+            DomainError::InvalidToken(_) => "invalid_token",
+            DomainError::TokenExpired => "token_expired",
+            DomainError::Busy => "busy",
             DomainError::Unavailable => "unavailable",
             DomainError::Internal(_) => "internal_error",
         }

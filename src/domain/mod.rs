@@ -4,6 +4,8 @@ pub mod contacts;
 pub mod conversations;
 pub mod error;
 pub mod groups;
+pub mod hashing;
+pub mod limits;
 pub mod messaging;
 pub mod presence;
 pub mod receipts;

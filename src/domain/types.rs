@@ -1,6 +1,16 @@
 //! Values that can only be constructed valid: parse at the edge, trust inside.
 use super::error::DomainError;
 
+/// PostgreSQL cannot store U+0000 in text; SQLite can. Both refuse it here, the same way,
+/// so a NUL never reaches (and fails) a batch that carries other users' messages.
+fn refuse_nul(field: &'static str, raw: &str) -> Result<(), DomainError> {
+    if raw.contains('\0') {
+        Err(DomainError::Unstorable(field))
+    } else {
+        Ok(())
+    }
+}
+
 /// A syntactically plausible, lower-cased email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -9,7 +19,7 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let email = raw.trim().to_lowercase();
         let valid = email.len() <= 254
-            && !email.chars().any(char::is_whitespace)
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
             && match email.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
@@ -44,7 +54,7 @@ impl Password {
         match raw.chars().count() {
             0..8 => Err(DomainError::WeakPassword),
             // argon2 accepts long inputs, but hashing megabytes on request is a DoS lever.
-            1025.. => Err(DomainError::InvalidInput(
+            1025.. => Err(DomainError::Unprocessable(
                 "password must be at most 1024 characters".into(),
             )),
             _ => Ok(Password(raw.to_owned())),
@@ -61,10 +71,13 @@ pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        refuse_nul("display_name", raw)?;
         let name = raw.trim();
         match name.chars().count() {
-            0 => Err(DomainError::InvalidInput("display_name must not be empty".into())),
-            101.. => Err(DomainError::InvalidInput(
+            0 => Err(DomainError::Unprocessable(
+                "display_name must not be empty".into(),
+            )),
+            101.. => Err(DomainError::Unprocessable(
                 "display_name must be at most 100 characters".into(),
             )),
             _ => Ok(DisplayName(name.to_owned())),
@@ -82,6 +95,7 @@ pub struct Content(String);
 
 impl Content {
     pub fn parse(raw: String, max_bytes: usize) -> Result<Self, DomainError> {
+        refuse_nul("content", &raw)?;
         if raw.trim().is_empty() {
             Err(DomainError::EmptyContent)
         } else if raw.len() > max_bytes {
@@ -102,6 +116,7 @@ pub struct GroupName(String);
 
 impl GroupName {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        refuse_nul("name", raw)?;
         let name = raw.trim();
         match name.chars().count() {
             0 => Err(DomainError::InvalidGroup("name must not be empty".into())),
@@ -123,6 +138,7 @@ pub struct GroupDescription(String);
 
 impl GroupDescription {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        refuse_nul("description", raw)?;
         if raw.chars().count() > 1_000 {
             Err(DomainError::InvalidGroup(
                 "description must be at most 1000 characters".into(),
@@ -185,6 +201,21 @@ mod tests {
             Content::parse("é".repeat(6), 10),
             Err(DomainError::ContentTooLong(10))
         ));
+    }
+
+    #[test]
+    fn nul_is_refused_wherever_text_is_stored() {
+        assert!(matches!(
+            Content::parse("a\0b".into(), 100),
+            Err(DomainError::Unstorable("content"))
+        ));
+        assert!(matches!(
+            DisplayName::parse("an\0n"),
+            Err(DomainError::Unstorable("display_name"))
+        ));
+        assert!(Email::parse("a\0@x.com").is_err());
+        assert!(GroupName::parse("t\0").is_err());
+        assert!(GroupDescription::parse("\0").is_err());
     }
 
     #[test]

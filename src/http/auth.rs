@@ -30,6 +30,7 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     let user = accounts::register(
         &state.db,
+        &state.hasher,
         &body.email,
         &body.password,
         body.display_name.as_deref(),
@@ -50,7 +51,7 @@ pub async fn login(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> ApiResult<Json<Session>> {
-    let user = accounts::login(&state.db, &body.email, &body.password).await?;
+    let user = accounts::login(&state.db, &state.hasher, &body.email, &body.password).await?;
     let token = state.jwt.issue(user.id);
     Ok(Json(Session {
         token,

@@ -1,12 +1,24 @@
 use axum::{extract::State, response::Response};
 use serde::Serialize;
 
-use super::{error::ApiResult, extract::AuthUser, render::json_sized};
-use crate::{domain::conversations, state::AppState, wire::Iso};
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{AuthUser, QueryParams},
+    render::json_sized,
+};
+use crate::{
+    domain::conversations::{self, ListCursor},
+    state::AppState,
+    wire::Iso,
+};
 
 #[derive(Serialize)]
 pub struct ConversationList {
     conversations: Vec<ConversationItem>,
+    /// With `limit`: where the next page starts (null on the last page). Absent in the
+    /// seed's unpaginated form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<Option<String>>,
 }
 
 #[derive(Serialize)]
@@ -34,9 +46,27 @@ struct LastMessage {
     sender_id: i64,
 }
 
-/// `GET /api/conversations`: most recently updated first.
-pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Response> {
-    let rows = conversations::list(&state.db, &state.presence, me).await?;
+/// `GET /api/conversations`: most recently updated first; all of them, or with
+/// `limit` (1–200) a page, and `cursor` (a previous page's `next_cursor`) for the next.
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    params: QueryParams,
+) -> ApiResult<Response> {
+    let page = match (params.optional("limit")?, params.text("cursor")) {
+        (None, None) => None,
+        (None, Some(_)) => return Err(ApiError::BadRequest("`cursor` needs `limit`".into())),
+        (Some(0), _) => return Err(ApiError::BadRequest("`limit` must be at least 1".into())),
+        (Some(limit), cursor) => Some((limit as u64, cursor.map(parse_cursor).transpose()?)),
+    };
+    let paged = page.is_some();
+    let rows = conversations::list(&state.db, &state.presence, me, page).await?;
+    let next_cursor = match page {
+        Some((limit, _)) if rows.len() as u64 >= limit.min(conversations::MAX_LIST_PAGE) => rows
+            .last()
+            .map(|v| format!("{}.{}", v.summary.updated_at.timestamp_micros(), v.summary.id)),
+        _ => None,
+    };
     // About 250 bytes a row when rendered.
     let capacity = 64 + rows.len() * 256;
     let conversations = rows
@@ -65,5 +95,24 @@ pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiR
             }
         })
         .collect();
-    json_sized(&ConversationList { conversations }, capacity)
+    json_sized(
+        &ConversationList {
+            conversations,
+            next_cursor: paged.then_some(next_cursor),
+        },
+        capacity,
+    )
+}
+
+/// A cursor is `<updated_at in microseconds>.<conversation id>` of the last row seen.
+fn parse_cursor(raw: &str) -> ApiResult<ListCursor> {
+    let bad = || ApiError::BadRequest("`cursor` is not one this server gave".into());
+    let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
+    let updated_at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    let id = id.parse().map_err(|_| bad())?;
+    Ok(ListCursor { updated_at, id })
 }

@@ -53,7 +53,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Domain(d) => match d {
                 DomainError::InvalidInput(_) => StatusCode::BAD_REQUEST,
-                DomainError::InvalidEmail | DomainError::WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
+                DomainError::InvalidEmail
+                | DomainError::WeakPassword
+                | DomainError::Unstorable(_)
+                | DomainError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::EmptyContent | DomainError::SelfRecipient => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::ContentTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 DomainError::EmailTaken => StatusCode::CONFLICT,
@@ -66,7 +69,9 @@ impl ApiError {
                 DomainError::InvalidGroup(_) | DomainError::TooManyMembers(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
-                DomainError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                DomainError::Unavailable | DomainError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                DomainError::InvalidToken(_) | DomainError::TokenExpired => StatusCode::UNAUTHORIZED,
                 DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -79,7 +84,14 @@ impl IntoResponse for ApiError {
             // Logged in full here; the client only learns that something went wrong.
             tracing::error!(error = ?e, "request failed");
         }
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let mut response = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        if matches!(self, ApiError::Domain(DomainError::Busy)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -82,6 +82,11 @@ impl QueryParams {
         }
     }
 
+    /// An optional text parameter (None when absent or blank).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
     /// A required comma-separated list of ids, e.g. `1,2,3`.
     pub fn id_list(&self, name: &str) -> Result<Vec<i64>, ApiError> {
         let raw = self

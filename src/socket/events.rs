@@ -7,6 +7,8 @@ pub const SEND_MESSAGE: &str = "send_message";
 pub const PING: &str = "ping";
 pub const MARK_READ: &str = "mark_read";
 pub const SYNC: &str = "sync";
+/// A fresh token for the same user, so the socket outlives the one it connected with.
+pub const AUTH_REFRESH: &str = "auth_refresh";
 /// Both directions: the client says it is typing; other members hear it.
 pub const TYPING: &str = "typing";
 
@@ -42,6 +44,19 @@ pub fn conversation_room(conversation_id: i64) -> String {
 /// The room holding exactly one device (socket), so broadcasts can leave it out.
 pub fn device_room(device: &str) -> String {
     format!("device:{device}")
+}
+
+/// `auth_refresh` `{ token }`.
+#[derive(Debug, Deserialize)]
+pub struct AuthRefresh {
+    pub token: String,
+}
+
+/// The `auth_refresh` acknowledgement.
+#[derive(Debug, Serialize)]
+pub struct AuthRefreshed {
+    pub success: bool,
+    pub expires_at: String,
 }
 
 /// Handshake `auth` payload.
@@ -227,6 +242,9 @@ pub struct Pong {
 pub struct ErrorEvent {
     pub message: String,
     pub code: &'static str,
+    /// For `rate_limited`: when to try again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// The acknowledgement for a refused request.
@@ -239,4 +257,6 @@ pub struct AckError {
 pub struct ErrorBody {
     pub code: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }

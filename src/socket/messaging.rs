@@ -26,17 +26,29 @@ pub async fn send_message(
         return;
     };
     let queued = {
+        // Every ticket takes its turn, refused or not, or the sends behind it would wait forever.
         let _turn = session.turn(arrival.ticket).await;
-        match parse(
-            session.user_id,
-            s.id.to_string(),
-            payload,
-            state.config.max_message_bytes,
-        ) {
+        match state.limits.sends.check(session.user_id).and_then(|()| {
+            parse(
+                session.user_id,
+                s.id.to_string(),
+                payload,
+                state.config.max_message_bytes,
+            )
+        }) {
             Ok(req) => state.messaging.send(req).await,
             Err(e) => Err(e),
         }
     };
+    if session.note_refusal(matches!(queued, Err(DomainError::RateLimited { .. }))) {
+        tracing::warn!(
+            user_id = session.user_id,
+            "sustained send flood: socket disconnected"
+        );
+        reply_error(&s, ack, &queued.err().unwrap_or(DomainError::Unavailable));
+        s.disconnect().ok();
+        return;
+    }
     let result = match queued {
         Ok(committed) => committed.await.unwrap_or(Err(DomainError::Unavailable)),
         Err(e) => Err(e),

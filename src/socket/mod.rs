@@ -2,6 +2,7 @@
 pub mod connect;
 pub mod dispatch;
 pub mod events;
+pub mod expiry;
 pub mod messaging;
 pub mod ping;
 pub mod receipts;

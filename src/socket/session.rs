@@ -6,6 +6,7 @@
 //! in ticket order. That restores the order the client sent in, without serialising the
 //! (slow) commit that follows.
 use std::{
+    collections::HashMap,
     convert::Infallible,
     sync::{
         Arc, Mutex,
@@ -15,7 +16,9 @@ use std::{
 
 use socketioxide::{adapter::Adapter, handler::FromMessageParts, socket::Socket};
 use socketioxide_core::Value;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
+
+use crate::domain::limits::Admission;
 
 /// Where a socket is in its life, as the message writer has been told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,40 +28,84 @@ pub enum Phase {
     Gone,
 }
 
+/// Rate-limited sends in a row after which a socket is disconnected.
+pub const FLOOD_LIMIT: u64 = 200;
+
+/// Whose turn it is, and the handlers waiting for a later one (each woken alone, so a
+/// long queue costs the same per message as a short one).
+#[derive(Default)]
+struct Turns {
+    next: u64,
+    waiting: HashMap<u64, oneshot::Sender<()>>,
+}
+
 pub struct Session {
     pub user_id: i64,
+    /// When the token that authenticated the socket expires (seconds since the epoch);
+    /// `auth_refresh` moves it.
+    expires_at: std::sync::atomic::AtomicI64,
     arrivals: AtomicU64,
-    next_turn: Mutex<u64>,
-    turn_changed: Notify,
+    turns: Mutex<Turns>,
     /// Guards the Connect/Disconnect hand-off so the writer never hears them out of order.
     pub phase: tokio::sync::Mutex<Phase>,
+    /// Sends refused by the rate limit in a row; a client that keeps going is cut off.
+    refused_in_a_row: AtomicU64,
+    /// The socket's slot in the connection limits, freed with the session.
+    _admission: Option<Admission>,
     /// Set once the device's offline queue is drained and it sits in its conversations'
     /// rooms. Only the dispatcher reads or writes it, in outcome order.
     pub live: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
-    pub fn new(user_id: i64) -> Arc<Self> {
+    pub fn new(user_id: i64, expires_at: i64, admission: Option<Admission>) -> Arc<Self> {
         Arc::new(Session {
             user_id,
+            expires_at: std::sync::atomic::AtomicI64::new(expires_at),
+            refused_in_a_row: AtomicU64::new(0),
+            _admission: admission,
             arrivals: AtomicU64::new(0),
-            next_turn: Mutex::new(0),
-            turn_changed: Notify::new(),
+            turns: Mutex::new(Turns::default()),
             phase: tokio::sync::Mutex::new(Phase::Authenticated),
             live: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at.load(Ordering::SeqCst)
+    }
+
+    /// A fresh token for the same user extends the socket's life.
+    pub fn extend(&self, expires_at: i64) {
+        self.expires_at.fetch_max(expires_at, Ordering::SeqCst);
+    }
+
+    /// Counts a send refused by the rate limit (or resets on one that was not); true
+    /// once the client has ignored [`FLOOD_LIMIT`] refusals in a row.
+    pub fn note_refusal(&self, refused: bool) -> bool {
+        if refused {
+            self.refused_in_a_row.fetch_add(1, Ordering::SeqCst) + 1 >= FLOOD_LIMIT
+        } else {
+            self.refused_in_a_row.store(0, Ordering::SeqCst);
+            false
+        }
+    }
+
     /// Waits until every event that arrived before `ticket` has had its turn.
     pub async fn turn(self: &Arc<Self>, ticket: u64) -> Turn {
-        loop {
-            // Registered before the check, so a release between check and await is not missed.
-            let changed = self.turn_changed.notified();
-            if *self.next_turn.lock().expect("turn lock poisoned") == ticket {
+        let wake = {
+            let mut turns = self.turns.lock().expect("turn lock poisoned");
+            if turns.next == ticket {
                 return Turn(self.clone());
             }
-            changed.await;
-        }
+            // Registered under the lock the releaser takes, so its wake-up cannot be missed.
+            let (tx, rx) = oneshot::channel();
+            turns.waiting.insert(ticket, tx);
+            rx
+        };
+        // The sender is only dropped after it was used (or with the session).
+        let _ = wake.await;
+        Turn(self.clone())
     }
 }
 
@@ -67,8 +114,12 @@ pub struct Turn(Arc<Session>);
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        *self.0.next_turn.lock().expect("turn lock poisoned") += 1;
-        self.0.turn_changed.notify_waiters();
+        let mut turns = self.0.turns.lock().expect("turn lock poisoned");
+        turns.next += 1;
+        let next = turns.next;
+        if let Some(wake) = turns.waiting.remove(&next) {
+            let _ = wake.send(());
+        }
     }
 }
 
@@ -97,7 +148,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn turns_follow_tickets_whatever_order_tasks_start() {
-        let session = Session::new(1);
+        let session = Session::new(1, i64::MAX, None);
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for ticket in (0..20u64).rev() {

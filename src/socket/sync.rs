@@ -12,8 +12,6 @@ use crate::{domain::conversations, state::AppState};
 
 /// Most messages one `sync` answers; the client asks again while `has_more`.
 const SYNC_BUDGET: u64 = 500;
-/// Most conversations one `sync` may name.
-const MAX_CONVERSATIONS: usize = 1_000;
 
 pub async fn sync(
     s: SocketRef,
@@ -24,16 +22,15 @@ pub async fn sync(
     let Some(session) = s.extensions.get::<Arc<Session>>() else {
         return;
     };
+    if let Err(e) = state.limits.sync.check(session.user_id) {
+        return reply_error(&s, ack, &e);
+    }
     let since = match payload {
-        Ok(p) if p.since.len() <= MAX_CONVERSATIONS => p
+        Ok(p) => p
             .since
             .iter()
             .map(|s| (s.conversation_id, s.after_seq.max(0)))
             .collect::<Vec<_>>(),
-        Ok(_) => {
-            let e = invalid(&format!("sync accepts at most {MAX_CONVERSATIONS} conversations"));
-            return reply_error(&s, ack, &e);
-        }
         Err(_) => {
             let e = invalid("sync needs since: [{ conversation_id, after_seq }]");
             return reply_error(&s, ack, &e);

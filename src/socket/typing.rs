@@ -30,6 +30,9 @@ pub async fn typing(
         return;
     };
     let me = session.user_id;
+    if let Err(e) = state.limits.typing.check(me) {
+        return reply_error(&s, ack, &e);
+    }
     let (conversation, is_typing) = match resolve(&state, me, payload).await {
         Ok(found) => found,
         Err(e) => return reply_error(&s, ack, &e),

@@ -61,19 +61,48 @@ SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
 FROM conversation_members me \
 JOIN conversations c ON c.id = me.conversation_id \
 LEFT JOIN users other ON other.id = CASE WHEN c.user_a = me.user_id THEN c.user_b ELSE c.user_a END \
-WHERE me.user_id = $1 AND me.left_at IS NULL \
-ORDER BY c.updated_at DESC, c.id DESC";
+WHERE me.user_id = $1 AND me.left_at IS NULL";
 
-/// Every conversation of `user`, most recently updated first, in one query.
+/// Where a page of the list starts: after the conversation last seen, in list order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub updated_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// `user`'s conversations, most recently updated first, in one query: all of them, or
+/// a page of `limit` after `cursor`.
 pub async fn list_for_user<C: ConnectionTrait>(
     db: &C,
     user: i64,
+    page: Option<(u64, Option<ListCursor>)>,
 ) -> anyhow::Result<Vec<ConversationSummary>> {
-    Ok(
-        ConversationSummary::find_by_statement(stmt(db, LIST_FOR_USER, [user.into()]))
-            .all(db)
-            .await?,
-    )
+    let statement = match page {
+        None => stmt(
+            db,
+            &format!("{LIST_FOR_USER} ORDER BY c.updated_at DESC, c.id DESC"),
+            [user.into()],
+        ),
+        Some((limit, None)) => stmt(
+            db,
+            &format!("{LIST_FOR_USER} ORDER BY c.updated_at DESC, c.id DESC LIMIT $2"),
+            [user.into(), (limit as i64).into()],
+        ),
+        Some((limit, Some(after))) => stmt(
+            db,
+            &format!(
+                "{LIST_FOR_USER} AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4)) \
+                 ORDER BY c.updated_at DESC, c.id DESC LIMIT $2"
+            ),
+            [
+                user.into(),
+                (limit as i64).into(),
+                after.updated_at.into(),
+                after.id.into(),
+            ],
+        ),
+    };
+    Ok(ConversationSummary::find_by_statement(statement).all(db).await?)
 }
 
 #[derive(FromQueryResult)]
@@ -371,4 +400,63 @@ pub async fn direct_between<C: ConnectionTrait>(db: &C, x: i64, y: i64) -> anyho
     .one(db)
     .await?
     .map(|r| r.id))
+}
+
+#[derive(FromQueryResult)]
+struct ConversationOnly {
+    conversation_id: i64,
+}
+
+/// Which of `conversations` `user` is a current member of.
+pub async fn memberships_among<C: ConnectionTrait>(
+    db: &C,
+    user: i64,
+    conversations: &[i64],
+) -> anyhow::Result<Vec<i64>> {
+    let placeholders = (2..conversations.len() + 2)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut values: Vec<sea_orm::Value> = vec![user.into()];
+    values.extend(conversations.iter().map(|c| (*c).into()));
+    Ok(ConversationOnly::find_by_statement(stmt(
+        db,
+        &format!(
+            "SELECT conversation_id FROM conversation_members \
+             WHERE user_id = $1 AND left_at IS NULL AND conversation_id IN ({placeholders})"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| r.conversation_id)
+    .collect())
+}
+
+/// Messages after each `(conversation, seq)`, conversations in the order given and each
+/// oldest first, at most `budget` in all; and whether more remain. One query.
+pub async fn after_seqs<C: ConnectionTrait>(
+    db: &C,
+    since: &[(i64, i64)],
+    budget: u64,
+) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
+    let (tuples, values) = super::values_list(
+        vec![(budget as i64 + 1).into()],
+        since.iter().enumerate().map(|(i, (c, seq))| [*c, *seq, i as i64]),
+    );
+    let mut messages = HistoryMessage::find_by_statement(stmt(
+        db,
+        &format!(
+            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at, m.delivered_at, m.read_at \
+             FROM (VALUES {tuples}) AS v JOIN messages m ON m.conversation_id = v.column1 AND m.seq > v.column2 \
+             ORDER BY v.column3, m.seq LIMIT $1"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    let has_more = messages.len() as u64 > budget;
+    messages.truncate(budget as usize);
+    Ok((messages, has_more))
 }

@@ -6,6 +6,7 @@
 //! gets each message either live or from its offline queue, a member's delivered
 //! position moves only for what reached one of their devices, and many concurrent
 //! sends share one transaction.
+mod isolate;
 pub mod plan;
 mod writer;
 

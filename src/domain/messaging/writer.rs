@@ -10,7 +10,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Outcome, SendRequest, SendTarget, Stored, StoredMessage, plan::BatchPlan};
+use super::{
+    Command, Outcome, SendRequest, SendTarget, Stored, StoredMessage,
+    isolate::{Isolation, refused_by_database},
+    plan::BatchPlan,
+};
 use crate::{
     domain::{
         DomainError, DomainResult,
@@ -137,28 +141,37 @@ impl Writer {
                 return fail_all(unanswered, "conversation lookup failed");
             }
         };
-        // A retry racing its original on another node loses on the unique key; the second
-        // attempt then finds the original and answers with it.
-        let mut attempt = 0;
-        let results = loop {
-            attempt += 1;
-            match self.try_store(&batch).await {
-                Ok(results) => break results,
-                Err(e) if attempt == 1 && store::messages::is_duplicate_client_id(&e) => continue,
+        let mut isolation = Isolation::new(batch.len());
+        while let Some(part) = isolation.next_part() {
+            let slice = &batch[part.clone()];
+            // A retry racing its original on another node loses on the unique key; the
+            // second attempt then finds the original and answers with it.
+            let stored = match self.try_store(slice).await {
+                Err(e) if store::messages::is_duplicate_client_id(&e) => self.try_store(slice).await,
+                other => other,
+            };
+            match stored {
+                Ok(results) => isolation.stored(part, results),
                 Err(e) => {
-                    tracing::error!(error = ?e, batch = batch.len(), "storing a batch of messages failed");
-                    for r in batch {
-                        let _ = r
-                            .reply
-                            .send(Err(DomainError::Internal(anyhow::anyhow!("batch failed"))));
-                    }
-                    return;
+                    let splittable = refused_by_database(&e);
+                    isolation.failed(part, e, splittable, |e| anyhow::anyhow!("{e:#}"));
                 }
             }
-        };
+        }
+        let results = isolation.finish();
         let mut announce = Vec::with_capacity(results.len());
         let mut replies = Vec::with_capacity(results.len());
-        for (ready, (message, fresh)) in batch.into_iter().zip(results) {
+        for (ready, result) in batch.into_iter().zip(results) {
+            let (message, fresh) = match result {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::error!(error = ?e, sender = ready.req.sender_id, "storing a message failed");
+                    let _ = ready
+                        .reply
+                        .send(Err(DomainError::Internal(anyhow::anyhow!("message not stored"))));
+                    continue;
+                }
+            };
             // Sending a message ends its sender's typing indicator.
             if fresh && self.typing.stop(message.conversation_id, message.sender_id) {
                 let _ = self.out.send(Outcome::TypingStopped {
