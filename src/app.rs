@@ -22,9 +22,14 @@ use crate::{
         limits::{Limits, Sockets, UserRate},
         messaging::Messaging,
         presence::Presence,
+        sessions::Sessions,
         typing::Typing,
     },
-    http, socket,
+    http::{
+        self,
+        observe::{Scrape, metrics_router},
+    },
+    monitoring, socket,
     state::AppState,
     store,
 };
@@ -53,6 +58,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
     let listener = bind(&config).await?;
     let addr = listener.local_addr()?;
+    if let Some(metrics_addr) = config.metrics_addr {
+        serve_metrics(metrics_addr, db.clone()).await?;
+    }
     let app = build(config, db);
     // One plain line on stdout, so scripts and tests can find a random port.
     println!("realtime-chat listening on {addr}");
@@ -66,6 +74,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// The whole application: REST routes and the Socket.IO layer over one shared state.
 pub fn build(config: Config, db: DatabaseConnection) -> Router {
     let config = Arc::new(config);
+    let metrics = monitoring::install();
+    monitoring::record_limits(&config);
+    tokio::spawn(monitoring::upkeep(metrics.clone()));
+    // With METRICS_ADDR, `/metrics` is served there only (see `serve_metrics`).
+    let public_metrics = match config.metrics_addr {
+        None => metrics_router(Scrape {
+            handle: metrics,
+            db: db.clone(),
+        }),
+        Some(_) => Router::new(),
+    };
     let presence = Arc::new(Presence::default());
     let typing = Arc::new(Typing::new(config.typing_throttle));
     let (messaging, outcomes) = Messaging::start(
@@ -76,6 +95,9 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
         config.catch_up_limit,
     );
     let groups = Groups::new(db.clone(), messaging.clone(), config.group_max_members);
+    let jwt = JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
+        .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone());
+    let sessions = Sessions::new(db.clone(), jwt.clone(), messaging.clone());
     let state = AppState {
         groups,
         hasher: Hasher::new(config.hash_concurrency, config.hash_queue),
@@ -86,13 +108,12 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
             sockets: Sockets::new(config.max_sockets_per_user, config.max_connections),
         },
         db,
-        jwt: JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
-            .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone()),
+        jwt,
+        sessions,
         config: config.clone(),
         messaging,
         presence,
         typing,
-        known_users: Arc::default(),
     };
 
     let (sio_layer, io) = SocketIo::builder()
@@ -122,6 +143,9 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
     http::router()
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))) })
         .with_state(state)
+        .merge(public_metrics)
+        // Inside the Socket.IO layer: it sees REST requests only, with their matched route.
+        .layer(axum::middleware::from_fn(http::observe::track))
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
@@ -130,6 +154,24 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
                 .layer(MapRequestLayer::new(socket::request_copy::detach_head))
                 .layer(sio_layer),
         )
+}
+
+/// `GET /metrics` on its own listener (`METRICS_ADDR`), e.g. one only the scraper reaches.
+async fn serve_metrics(addr: SocketAddr, db: DatabaseConnection) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("METRICS_ADDR: cannot listen on {addr}"))?;
+    let app = metrics_router(Scrape {
+        handle: monitoring::install(),
+        db,
+    });
+    tracing::info!(%addr, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 fn cors(origins: &CorsOrigins) -> CorsLayer {

@@ -1,5 +1,5 @@
 //! Environment → typed, validated configuration. Read once at start-up.
-use std::{env, path::PathBuf, time::Duration};
+use std::{env, net::SocketAddr, path::PathBuf, time::Duration};
 
 use rand::RngCore;
 use thiserror::Error;
@@ -64,6 +64,36 @@ pub struct Config {
     pub max_connections: usize,
     /// How long an Engine.IO session may go without a Socket.IO CONNECT.
     pub connect_timeout: Duration,
+    /// Where `/metrics` is served instead of the public port (None: on the public port).
+    pub metrics_addr: Option<SocketAddr>,
+    /// How log lines are written (the subscriber is set up before this is read; see
+    /// [`LogFormat::from_env`]).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT`: `text` (default) or `json`. Read on its own because logging starts
+    /// before the rest of the configuration is validated.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match var("LOG_FORMAT")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(bad("LOG_FORMAT", format!("`{other}` is not `text` or `json`"))),
+        }
+    }
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -125,6 +155,16 @@ impl Config {
             }
             Ok(Duration::from_millis(ms))
         };
+        let metrics_addr = match var("METRICS_ADDR") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<SocketAddr>().map_err(|_| {
+                bad(
+                    "METRICS_ADDR",
+                    format!("`{v}` is not an address such as 127.0.0.1:9100"),
+                )
+            })?),
+        };
+        let log_format = LogFormat::from_env()?;
         // Last, once everything else is valid: with SQLite this may create the secret file.
         let jwt_secret = match var("JWT_SECRET") {
             Some(s) if s.len() >= MIN_SECRET_BYTES => s.into_bytes(),
@@ -167,6 +207,8 @@ impl Config {
             },
             hash_concurrency,
             hash_queue,
+            metrics_addr,
+            log_format,
             catch_up_limit,
             group_max_members,
             presence_grace: millis("PRESENCE_GRACE_MS", 5_000)?,
@@ -262,7 +304,10 @@ fn read_private(path: &PathBuf) -> Result<Option<String>, String> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
         if meta.uid() != me {
-            return Err(format!("is owned by uid {}, not by this process (uid {me})", meta.uid()));
+            return Err(format!(
+                "is owned by uid {}, not by this process (uid {me})",
+                meta.uid()
+            ));
         }
     }
     let mut contents = String::new();
@@ -304,7 +349,10 @@ mod tests {
         let file = dir.join("chat.db.jwt-secret");
 
         let made = local_secret(&url).expect("created on first use");
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(local_secret(&url).unwrap(), made, "kept across starts");
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -320,7 +368,10 @@ mod tests {
 
         std::fs::remove_file(&file).unwrap();
         std::os::unix::fs::symlink(dir.join("nowhere"), &file).unwrap();
-        assert!(local_secret(&url).is_err(), "a dangling link is not created through");
+        assert!(
+            local_secret(&url).is_err(),
+            "a dangling link is not created through"
+        );
         assert!(!dir.join("nowhere").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }

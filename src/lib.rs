@@ -4,6 +4,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod monitoring;
 pub mod socket;
 pub mod state;
 pub mod store;

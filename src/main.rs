@@ -100,20 +100,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let token = JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
                 .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone())
-                .issue(user.id);
+                .issue(user.id, user.token_version);
             println!("created user {} <{}>\ntoken: {token}", user.id, user.email);
             Ok(())
         }
         Command::Token { user_id } => {
             let db = app::open_database(&config).await?;
-            realtime_chat::domain::accounts::get(&db, user_id)
+            let user = realtime_chat::domain::accounts::get(&db, user_id)
                 .await
                 .map_err(|e| anyhow::anyhow!("user {user_id}: {e}"))?;
             println!(
                 "{}",
                 JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
                     .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone())
-                    .issue(user_id)
+                    .issue(user_id, user.token_version)
             );
             Ok(())
         }

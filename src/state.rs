@@ -8,8 +8,8 @@ use crate::{
     auth::jwt::JwtKeys,
     config::Config,
     domain::{
-        accounts::KnownUsers, groups::Groups, hashing::Hasher, limits::Limits, messaging::Messaging,
-        presence::Presence, typing::Typing,
+        groups::Groups, hashing::Hasher, limits::Limits, messaging::Messaging, presence::Presence,
+        sessions::Sessions, typing::Typing,
     },
 };
 
@@ -22,7 +22,7 @@ pub struct AppState {
     pub messaging: Messaging,
     pub presence: Arc<Presence>,
     pub typing: Arc<Typing>,
-    pub known_users: Arc<KnownUsers>,
+    pub sessions: Sessions,
     pub groups: Groups,
     pub hasher: Hasher,
     pub limits: Limits,

@@ -18,6 +18,8 @@ pub struct Model {
     pub sent_since_read: i64,
     /// Set when the member left or was removed: the row stays, access ends.
     pub left_at: Option<DateTimeUtc>,
+    /// Whether the member ever sent a message here (presence follows who wrote to whom).
+    pub has_written: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,8 @@ pub struct Model {
     pub display_name: String,
     pub created_at: DateTimeUtc,
     pub last_seen_at: Option<DateTimeUtc>,
+    /// Tokens issued at an older version are no longer accepted.
+    pub token_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

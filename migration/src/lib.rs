@@ -5,6 +5,8 @@ mod m20261124_000001_initial;
 mod m20261125_000001_conversation_preview;
 mod m20261125_000002_message_sender_membership;
 mod m20261125_000003_member_positions;
+mod m20261125_000004_token_revocation;
+mod m20261125_000005_privacy;
 
 pub struct Migrator;
 
@@ -15,6 +17,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_conversation_preview::Migration),
             Box::new(m20261125_000002_message_sender_membership::Migration),
             Box::new(m20261125_000003_member_positions::Migration),
+            Box::new(m20261125_000004_token_revocation::Migration),
+            Box::new(m20261125_000005_privacy::Migration),
         ]
     }
 }

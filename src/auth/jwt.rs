@@ -24,6 +24,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("token issuer or audience not accepted")]
     WrongParty,
+    #[error("token revoked")]
+    Revoked,
 }
 
 #[derive(Serialize)]
@@ -36,6 +38,10 @@ struct OutClaims<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    /// This token's id, so that it alone can be revoked (logout).
+    jti: String,
+    /// The user's token version when issued; bumping it ends every older token.
+    ver: i64,
 }
 
 #[derive(Deserialize)]
@@ -44,14 +50,20 @@ struct InClaims {
     user_id: Option<serde_json::Value>,
     exp: i64,
     iat: Option<i64>,
+    jti: Option<String>,
+    ver: Option<i64>,
 }
 
 /// What a valid token says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub user_id: i64,
     /// `exp`, in seconds since the epoch: a socket authenticated by it ends then.
     pub expires_at: i64,
+    /// `jti`, if the token has one (the seed's tokens do not).
+    pub jti: Option<String>,
+    /// `ver`: the user's token version at issue (0 when absent).
+    pub version: i64,
 }
 
 /// Tolerated clock difference between issuer and server, in seconds.
@@ -85,8 +97,9 @@ impl JwtKeys {
         self
     }
 
-    /// A token for `user_id`, valid for the configured lifetime.
-    pub fn issue(&self, user_id: i64) -> String {
+    /// A token for `user_id` at the user's current token `version`, valid for the
+    /// configured lifetime.
+    pub fn issue(&self, user_id: i64, version: i64) -> String {
         let now = Utc::now().timestamp();
         let claims = OutClaims {
             sub: user_id.to_string(),
@@ -95,6 +108,8 @@ impl JwtKeys {
             exp: now + self.ttl_hours * 3600,
             iss: self.issuer.as_deref(),
             aud: self.audience.as_deref(),
+            jti: new_jti(),
+            ver: version,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
@@ -166,8 +181,18 @@ impl JwtKeys {
         Ok(Verified {
             user_id,
             expires_at: claims.exp,
+            jti: claims.jti.filter(|j| !j.is_empty() && j.len() <= 64),
+            version: claims.ver.unwrap_or(0),
         })
     }
+}
+
+/// 128 random bits, hex.
+fn new_jti() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `alg` of a compact JWS header, if the token has that shape.
@@ -204,14 +229,21 @@ mod tests {
     #[test]
     fn issued_token_round_trips() {
         let keys = JwtKeys::new(SECRET, 1);
-        assert_eq!(keys.verify(&keys.issue(42)), Ok(42));
+        assert_eq!(keys.verify(&keys.issue(42, 0)), Ok(42));
+        let v = keys.verify_claims(&keys.issue(42, 7)).unwrap();
+        assert_eq!((v.version, v.jti.as_ref().map(String::len)), (7, Some(32)));
+        assert_ne!(
+            v.jti,
+            keys.verify_claims(&keys.issue(42, 7)).unwrap().jti,
+            "each token its own id"
+        );
     }
 
     #[test]
     fn other_secret_is_a_bad_signature() {
         let keys = JwtKeys::new(SECRET, 1);
         let other = JwtKeys::new(b"another-secret-another-secret-xx", 1);
-        assert_eq!(keys.verify(&other.issue(1)), Err(TokenError::BadSignature));
+        assert_eq!(keys.verify(&other.issue(1, 0)), Err(TokenError::BadSignature));
     }
 
     #[test]
@@ -249,12 +281,12 @@ mod tests {
     #[test]
     fn issuer_and_audience_when_configured() {
         let keys = JwtKeys::new(SECRET, 1).with_parties(Some("rc".into()), Some("app".into()));
-        let issued = keys.issue(3);
+        let issued = keys.issue(3, 0);
         assert_eq!(keys.verify(&issued), Ok(3));
-        let plain = JwtKeys::new(SECRET, 1).issue(3);
+        let plain = JwtKeys::new(SECRET, 1).issue(3, 0);
         assert_eq!(keys.verify(&plain), Err(TokenError::WrongParty));
         let other = JwtKeys::new(SECRET, 1).with_parties(Some("rc".into()), Some("other".into()));
-        assert_eq!(keys.verify(&other.issue(3)), Err(TokenError::WrongParty));
+        assert_eq!(keys.verify(&other.issue(3, 0)), Err(TokenError::WrongParty));
         // Without configuration, a token carrying them is still accepted.
         assert_eq!(JwtKeys::new(SECRET, 1).verify(&issued), Ok(3));
     }

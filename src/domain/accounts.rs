@@ -67,21 +67,3 @@ pub async fn get(db: &DatabaseConnection, id: i64) -> DomainResult<users::Model>
         .await?
         .ok_or(DomainError::UserNotFound)
 }
-
-/// Remembers which user ids exist. Users are never deleted, so a positive answer can be
-/// kept; this spares a query on every authenticated request.
-#[derive(Default)]
-pub struct KnownUsers(std::sync::RwLock<std::collections::HashSet<i64>>);
-
-impl KnownUsers {
-    pub async fn exists(&self, db: &DatabaseConnection, id: i64) -> DomainResult<bool> {
-        if self.0.read().expect("known users lock poisoned").contains(&id) {
-            return Ok(true);
-        }
-        let found = store::users::by_id(db, id).await?.is_some();
-        if found {
-            self.0.write().expect("known users lock poisoned").insert(id);
-        }
-        Ok(found)
-    }
-}

@@ -45,3 +45,40 @@ pub async fn presence_of(
         })
         .collect())
 }
+
+/// A user someone blocked, and since when.
+pub struct BlockedUser {
+    pub user_id: i64,
+    pub blocked_at: DateTime<Utc>,
+}
+
+/// Blocks `other` for `user`: direct messages between them are refused both ways and
+/// neither sees the other's presence. Blocking again changes nothing.
+pub async fn block(db: &DatabaseConnection, user: i64, other: i64) -> DomainResult<()> {
+    if other == user {
+        return Err(DomainError::Unprocessable("you cannot block yourself".into()));
+    }
+    if store::users::existing_ids(db, &[other]).await?.is_empty() {
+        return Err(DomainError::UserNotFound);
+    }
+    store::blocks::block(db, user, other, Utc::now()).await?;
+    Ok(())
+}
+
+/// Lifts a block (lifting one that does not exist changes nothing).
+pub async fn unblock(db: &DatabaseConnection, user: i64, other: i64) -> DomainResult<()> {
+    store::blocks::unblock(db, user, other).await?;
+    Ok(())
+}
+
+/// The users `user` has blocked, most recent first.
+pub async fn blocked(db: &DatabaseConnection, user: i64) -> DomainResult<Vec<BlockedUser>> {
+    Ok(store::blocks::list(db, user)
+        .await?
+        .into_iter()
+        .map(|b| BlockedUser {
+            user_id: b.blocked_id,
+            blocked_at: b.created_at,
+        })
+        .collect())
+}

@@ -38,16 +38,25 @@ pub async fn list(
     page: Option<(u64, Option<ListCursor>)>,
 ) -> DomainResult<Vec<ConversationView>> {
     let page = page.map(|(limit, cursor)| (limit.clamp(1, MAX_LIST_PAGE), cursor));
-    Ok(store::conversations::list_for_user(db, user, page)
-        .await?
+    let rows = store::conversations::list_for_user(db, user, page).await?;
+    let blocked = store::blocks::related(db, user).await?;
+    Ok(rows
         .into_iter()
-        .map(|summary| {
+        .map(|mut summary| {
             let other_user_id = match (summary.user_a, summary.user_b) {
                 (Some(a), Some(b)) => Some(if a == user { b } else { a }),
                 _ => None,
             };
+            // The other's presence shows only once they have written here, and never
+            // across a block (see `contacts`).
+            let visible = other_user_id
+                .is_some_and(|id| summary.other_has_written == Some(true) && !blocked.contains(&id));
+            if !visible {
+                summary.other_last_seen = None;
+            }
             ConversationView {
-                online: other_user_id.map(|id| presence.appears_online(id)),
+                online: other_user_id
+                    .and(visible.then(|| other_user_id.is_some_and(|id| presence.appears_online(id)))),
                 other_user_id,
                 summary,
             }

@@ -35,6 +35,9 @@ pub enum DomainError {
     /// The message is missing or not the caller's to see: deliberately one error.
     #[error("message not found")]
     MessageNotFound,
+    /// A block stands between sender and recipient (either way).
+    #[error("messages between you and this user are blocked")]
+    Blocked,
     /// A member lacking the role for a group operation.
     #[error("{0}")]
     Forbidden(String),
@@ -49,6 +52,9 @@ pub enum DomainError {
     /// The token a socket connected with has expired.
     #[error("token expired: reconnect with a fresh token")]
     TokenExpired,
+    /// The socket's token was ended (logout, password change).
+    #[error("token revoked: log in again")]
+    TokenRevoked,
     /// The caller's token bucket is empty.
     #[error("too many requests: retry in {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
@@ -87,11 +93,13 @@ impl DomainError {
             DomainError::ConversationNotFound => "conversation_not_found",
             DomainError::MessageNotFound => "message_not_found",
             DomainError::Forbidden(_) => "forbidden",
+            DomainError::Blocked => "blocked",
             DomainError::InvalidGroup(_) => "invalid_group",
             DomainError::TooManyMembers(_) => "too_many_members",
             DomainError::RateLimited { .. } => "rate_limited",
             DomainError::InvalidToken(_) => "invalid_token",
             DomainError::TokenExpired => "token_expired",
+            DomainError::TokenRevoked => "token_revoked",
             DomainError::Busy => "busy",
             DomainError::Unavailable => "unavailable",
             DomainError::Internal(_) => "internal_error",

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod messaging;
 pub mod presence;
 pub mod receipts;
+pub mod sessions;
 pub mod types;
 pub mod typing;
 

@@ -1,7 +1,11 @@
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{error::ApiResult, extract::JsonBody, users::UserBody};
+use super::{
+    error::ApiResult,
+    extract::{AuthUser, Bearer, JsonBody},
+    users::UserBody,
+};
 use crate::{domain::accounts, state::AppState};
 
 #[derive(Deserialize)]
@@ -36,7 +40,7 @@ pub async fn register(
         body.display_name.as_deref(),
     )
     .await?;
-    let token = state.jwt.issue(user.id);
+    let token = state.sessions.issue(&user);
     Ok((
         StatusCode::CREATED,
         Json(Session {
@@ -52,9 +56,51 @@ pub async fn login(
     JsonBody(body): JsonBody<LoginBody>,
 ) -> ApiResult<Json<Session>> {
     let user = accounts::login(&state.db, &state.hasher, &body.email, &body.password).await?;
-    let token = state.jwt.issue(user.id);
+    let token = state.sessions.issue(&user);
     Ok(Json(Session {
         token,
         user: user.into(),
     }))
+}
+
+#[derive(Serialize)]
+pub struct Done {
+    success: bool,
+}
+
+/// `POST /api/auth/logout`: ends the presented token and the sockets it opened.
+pub async fn logout(State(state): State<AppState>, Bearer(token): Bearer) -> ApiResult<Json<Done>> {
+    state.sessions.logout(&token).await?;
+    Ok(Json(Done { success: true }))
+}
+
+/// `POST /api/auth/logout-all`: ends every token of the caller and all their sockets.
+pub async fn logout_all(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<Done>> {
+    state.sessions.logout_everywhere(me).await?;
+    Ok(Json(Done { success: true }))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Serialize)]
+pub struct NewToken {
+    token: String,
+}
+
+/// `POST /api/auth/password`: every other token and socket ends; the answer carries a
+/// fresh token for this client.
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    JsonBody(body): JsonBody<PasswordBody>,
+) -> ApiResult<Json<NewToken>> {
+    let token = state
+        .sessions
+        .change_password(&state.hasher, me, &body.current_password, &body.new_password)
+        .await?;
+    Ok(Json(NewToken { token }))
 }

@@ -65,13 +65,15 @@ impl ApiError {
                 | DomainError::UnknownRecipient
                 | DomainError::ConversationNotFound
                 | DomainError::MessageNotFound => StatusCode::NOT_FOUND,
-                DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+                DomainError::Forbidden(_) | DomainError::Blocked => StatusCode::FORBIDDEN,
                 DomainError::InvalidGroup(_) | DomainError::TooManyMembers(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 DomainError::Unavailable | DomainError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-                DomainError::InvalidToken(_) | DomainError::TokenExpired => StatusCode::UNAUTHORIZED,
+                DomainError::InvalidToken(_) | DomainError::TokenExpired | DomainError::TokenRevoked => {
+                    StatusCode::UNAUTHORIZED
+                }
                 DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

@@ -8,13 +8,29 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
-use crate::{auth::jwt::TokenError, state::AppState};
+use super::{error::ApiError, observe::Caller};
+use crate::{
+    auth::jwt::{TokenError, Verified},
+    domain::{DomainError, sessions::AuthFailure},
+    state::AppState,
+};
 
 /// The user a valid `Authorization: Bearer` token names, checked to still exist.
 pub struct AuthUser(pub i64);
 
 impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Bearer(verified) = Bearer::from_request_parts(parts, state).await?;
+        Ok(AuthUser(verified.user_id))
+    }
+}
+
+/// The claims of a valid, unrevoked `Authorization: Bearer` token (for logout).
+pub struct Bearer(pub Verified);
+
+impl FromRequestParts<AppState> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -27,11 +43,17 @@ impl FromRequestParts<AppState> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into()))?;
-        let user_id = state.jwt.verify(token)?;
-        if state.known_users.exists(&state.db, user_id).await? {
-            Ok(AuthUser(user_id))
-        } else {
-            Err(ApiError::Unauthorized("user not found".into()))
+        match state.sessions.authenticate(token).await {
+            Ok(verified) => {
+                // The request's log line names the user (see `observe::track`).
+                if let Some(caller) = parts.extensions.get::<Caller>() {
+                    caller.set(verified.user_id);
+                }
+                Ok(Bearer(verified))
+            }
+            Err(AuthFailure::Token(e)) => Err(e.into()),
+            Err(AuthFailure::UnknownUser) => Err(ApiError::Unauthorized("user not found".into())),
+            Err(AuthFailure::Unavailable) => Err(ApiError::Domain(DomainError::Unavailable)),
         }
     }
 }

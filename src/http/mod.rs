@@ -1,18 +1,21 @@
 //! The REST transport: one module per resource, mirroring the URL tree.
 mod auth;
+mod blocks;
 mod conversations;
 pub mod error;
 mod extract;
 mod groups;
 mod health;
 mod messages;
+pub mod observe;
+mod page;
 mod presence;
 mod render;
 mod users;
 
 use axum::{
     Router,
-    routing::{get, patch, post},
+    routing::{delete, get, patch, post},
 };
 
 use crate::state::AppState;
@@ -20,13 +23,22 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
+        .route("/", get(page::page))
+        .route("/test_client.html", get(page::page))
+        .route("/static/test_client.js", get(page::page_script))
+        .route("/static/socket.io.min.js", get(page::socket_io_client))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/logout-all", post(auth::logout_all))
+        .route("/api/auth/password", post(auth::change_password))
         .route("/api/me", get(users::me))
         .route("/api/conversations", get(conversations::list))
         .route("/api/messages", get(messages::history))
         .route("/api/messages/read", post(messages::mark_read))
         .route("/api/presence", get(presence::presence))
+        .route("/api/blocks", get(blocks::list).post(blocks::block))
+        .route("/api/blocks/{user_id}", delete(blocks::unblock))
         .route("/api/groups", post(groups::create))
         .route("/api/groups/{id}", get(groups::get).patch(groups::update))
         .route("/api/groups/{id}/members", post(groups::add_members))

@@ -1,9 +1,11 @@
 //! Connection lifecycle: authenticate the handshake, register handlers, say goodbye.
 use std::sync::Arc;
 
+use metrics::{counter, gauge};
 use socketioxide::{
-    SocketIo,
+    SocketIo, TransportType,
     extract::{SocketRef, State, TryData},
+    socket::DisconnectReason,
 };
 use thiserror::Error;
 
@@ -13,7 +15,13 @@ use super::{
     session::{Phase, Session},
     sync, typing,
 };
-use crate::{auth::jwt::TokenError, config::CorsOrigins, domain::limits::SocketRefusal, state::AppState};
+use crate::{
+    auth::jwt::TokenError,
+    config::CorsOrigins,
+    domain::{limits::SocketRefusal, sessions::AuthFailure},
+    monitoring,
+    state::AppState,
+};
 
 /// Why a handshake was refused; the client reads this as `connect_error`'s message.
 #[derive(Debug, Error)]
@@ -30,6 +38,41 @@ pub enum AuthError {
     Origin,
 }
 
+impl AuthError {
+    /// A short fixed label for the refused-handshakes series.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Token(TokenError::Missing) => "token_missing",
+            AuthError::Token(TokenError::Expired) => "token_expired",
+            AuthError::Token(TokenError::Revoked) => "token_revoked",
+            AuthError::Token(_) => "token_invalid",
+            AuthError::UnknownUser => "unknown_user",
+            AuthError::Unavailable => "unavailable",
+            AuthError::Limit(SocketRefusal::PerUser) => "user_socket_limit",
+            AuthError::Limit(SocketRefusal::Total) => "connection_limit",
+            AuthError::Origin => "origin",
+        }
+    }
+}
+
+/// [`authenticate`], with each handshake's outcome counted (refusals by reason).
+pub async fn admit(
+    s: SocketRef,
+    auth: TryData<AuthPayload>,
+    state: State<AppState>,
+) -> Result<(), AuthError> {
+    let sid = s.id;
+    let outcome = authenticate(s, auth, state).await;
+    match &outcome {
+        Ok(()) => counter!(monitoring::HANDSHAKES_AUTHENTICATED).increment(1),
+        Err(e) => {
+            counter!(monitoring::HANDSHAKES_REFUSED, "reason" => e.reason()).increment(1);
+            tracing::info!(%sid, reason = e.reason(), "socket handshake refused");
+        }
+    }
+    outcome
+}
+
 /// Connect middleware: runs before the client is told it is connected, so a refused
 /// socket never exists for the rest of the server.
 pub async fn authenticate(
@@ -41,19 +84,16 @@ pub async fn authenticate(
         return Err(AuthError::Origin);
     }
     let token = auth.ok().and_then(|a| a.token).ok_or(TokenError::Missing)?;
-    let verified = state.jwt.verify_claims(&token)?;
+    let verified = match state.sessions.authenticate(&token).await {
+        Ok(verified) => verified,
+        Err(AuthFailure::Token(e)) => return Err(e.into()),
+        Err(AuthFailure::UnknownUser) => return Err(AuthError::UnknownUser),
+        Err(AuthFailure::Unavailable) => return Err(AuthError::Unavailable),
+    };
     let user_id = verified.user_id;
-    match state.known_users.exists(&state.db, user_id).await {
-        Ok(true) => {}
-        Ok(false) => return Err(AuthError::UnknownUser),
-        Err(e) => {
-            tracing::error!(error = ?e, user_id, "user lookup during handshake failed");
-            return Err(AuthError::Unavailable);
-        }
-    }
     let admission = state.limits.sockets.admit(user_id)?;
     s.extensions
-        .insert(Session::new(user_id, verified.expires_at, Some(admission)));
+        .insert(Session::new(user_id, &verified, Some(admission)));
     // Handlers go on before the CONNECT packet leaves: events a client sends the moment it
     // is connected would otherwise find no handler and be dropped.
     s.on(events::SEND_MESSAGE, messaging::send_message);
@@ -72,12 +112,23 @@ fn origin_allowed(s: &SocketRef, origins: &CorsOrigins) -> bool {
     let CorsOrigins::List(list) = origins else {
         return true;
     };
-    match s.req_parts().headers.get(axum::http::header::ORIGIN) {
-        None => true,
-        Some(origin) => origin
-            .to_str()
-            .is_ok_and(|o| list.iter().any(|allowed| allowed.eq_ignore_ascii_case(o))),
-    }
+    let headers = &s.req_parts().headers;
+    let Some(origin) = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return headers.get(axum::http::header::ORIGIN).is_none();
+    };
+    // A page this server served itself (the test page) is same-origin.
+    let same_host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+        });
+    same_host || list.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))
 }
 
 /// Runs once the client knows it is connected.
@@ -100,6 +151,14 @@ pub async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<AppState
     let mut phase = session.phase.lock().await;
     if *phase == Phase::Authenticated {
         *phase = Phase::Connected;
+        // Counted here and in `on_disconnect` under the phase lock: exactly once each.
+        gauge!(monitoring::SOCKETS_CONNECTED).increment(1);
+        tracing::info!(
+            user_id = session.user_id,
+            sid = %s.id,
+            transport = transport_name(s.transport_type()),
+            "socket connected"
+        );
         state
             .messaging
             .device_connected(session.user_id, s.id.to_string())
@@ -107,16 +166,31 @@ pub async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<AppState
     }
 }
 
-async fn on_disconnect(s: SocketRef, State(state): State<AppState>) {
+async fn on_disconnect(s: SocketRef, reason: DisconnectReason, State(state): State<AppState>) {
     let Some(session) = s.extensions.get::<Arc<Session>>() else {
         return;
     };
     let mut phase = session.phase.lock().await;
     let was = std::mem::replace(&mut *phase, Phase::Gone);
     if was == Phase::Connected {
+        gauge!(monitoring::SOCKETS_CONNECTED).decrement(1);
+        tracing::info!(
+            user_id = session.user_id,
+            sid = %s.id,
+            transport = transport_name(s.transport_type()),
+            %reason,
+            "socket disconnected"
+        );
         state
             .messaging
             .device_disconnected(session.user_id, s.id.to_string())
             .await;
+    }
+}
+
+fn transport_name(transport: TransportType) -> &'static str {
+    match transport {
+        TransportType::Polling => "polling",
+        TransportType::Websocket => "websocket",
     }
 }

@@ -7,6 +7,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use metrics::{counter, histogram};
 use serde_json::value::RawValue;
 use socketioxide::{SocketIo, extract::SocketRef, socket::Sid};
 use tokio::sync::mpsc;
@@ -17,14 +18,17 @@ use super::{
         UserOnline, conversation_room, device_room, iso, user_room,
     },
     messaging::sent_payload,
+    reply::emit_error,
     session::Session,
     typing,
 };
 use crate::{
     domain::{
+        DomainError,
         groups::{GroupChange, GroupEvent},
         messaging::{Move, Outcome, QueuedMessage, ReadReceipt, Settled, Stored, StoredMessage},
     },
+    monitoring,
     state::AppState,
 };
 
@@ -67,6 +71,7 @@ pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedRec
             Outcome::Read(receipt) => announce_read(&io, receipt).await,
             Outcome::Delivered { messages, at } => tell_delivered(&io, &messages, at).await,
             Outcome::Group(event) => announce_group(&io, event).await,
+            Outcome::EndSessions { user_id, jti } => end_sessions(&io, user_id, jti.as_deref()),
         }
     }
 }
@@ -106,6 +111,7 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, reached: &mut Vec<Move>) {
         return;
     };
     let mut users: HashMap<i64, bool> = HashMap::new();
+    let mut handed = 0;
     for s in io.to(conversation_room(msg.conversation_id)).sockets() {
         let Some(session) = s.extensions.get::<Arc<Session>>() else {
             continue;
@@ -114,8 +120,14 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, reached: &mut Vec<Move>) {
             continue;
         }
         let ok = emit_raw(&s, &raw);
+        handed += usize::from(ok);
         let got = users.entry(session.user_id).or_default();
         *got |= ok;
+    }
+    if handed > 0 {
+        let latency = (Utc::now() - msg.sent_at).to_std().unwrap_or_default();
+        counter!(monitoring::MESSAGES_DELIVERED).increment(handed as u64);
+        histogram!(monitoring::DELIVERY_LATENCY).record_many(latency.as_secs_f64(), handed);
     }
     reached.extend(
         users
@@ -324,6 +336,20 @@ async fn announce_read(io: &SocketIo, r: ReadReceipt) {
         None => reader_devices.emit(events::CONVERSATION_READ, &payload).await,
     };
     sent.ok();
+}
+
+/// Tells the sockets standing on ended tokens why, and disconnects them.
+fn end_sessions(io: &SocketIo, user_id: i64, jti: Option<&str>) {
+    for s in io.to(user_room(user_id)).sockets() {
+        let ended = s
+            .extensions
+            .get::<Arc<Session>>()
+            .is_some_and(|session| jti.is_none_or(|jti| session.uses_token(jti)));
+        if ended {
+            emit_error(&s, &DomainError::TokenRevoked);
+            s.disconnect().ok();
+        }
+    }
 }
 
 fn socket(io: &SocketIo, device: &str) -> Option<SocketRef> {

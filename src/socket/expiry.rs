@@ -58,9 +58,9 @@ pub async fn refresh(
     let Ok(payload) = payload else {
         return reply_error(&s, ack, &invalid("auth_refresh needs token (a string)"));
     };
-    match state.jwt.verify_claims(&payload.token) {
+    match state.sessions.authenticate(&payload.token).await {
         Ok(v) if v.user_id == session.user_id => {
-            session.extend(v.expires_at);
+            session.extend(&v);
             let expires_at = DateTime::<Utc>::from_timestamp(session.expires_at(), 0).unwrap_or_default();
             ack.send(&AuthRefreshed {
                 success: true,

@@ -16,5 +16,5 @@ use socketioxide::{SocketIo, handler::ConnectHandler};
 
 /// Registers the default namespace with its authentication middleware.
 pub fn register(io: &SocketIo) {
-    io.ns("/", connect::on_connect.with(connect::authenticate));
+    io.ns("/", connect::on_connect.with(connect::admit));
 }

@@ -18,7 +18,7 @@ use socketioxide::{adapter::Adapter, handler::FromMessageParts, socket::Socket};
 use socketioxide_core::Value;
 use tokio::sync::oneshot;
 
-use crate::domain::limits::Admission;
+use crate::{auth::jwt::Verified, domain::limits::Admission};
 
 /// Where a socket is in its life, as the message writer has been told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct Session {
     /// When the token that authenticated the socket expires (seconds since the epoch);
     /// `auth_refresh` moves it.
     expires_at: std::sync::atomic::AtomicI64,
+    /// The id of the token it connected (or last refreshed) with, so logout can end it.
+    jti: Mutex<Option<String>>,
     arrivals: AtomicU64,
     turns: Mutex<Turns>,
     /// Guards the Connect/Disconnect hand-off so the writer never hears them out of order.
@@ -58,10 +60,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(user_id: i64, expires_at: i64, admission: Option<Admission>) -> Arc<Self> {
+    pub fn new(user_id: i64, token: &Verified, admission: Option<Admission>) -> Arc<Self> {
         Arc::new(Session {
             user_id,
-            expires_at: std::sync::atomic::AtomicI64::new(expires_at),
+            expires_at: std::sync::atomic::AtomicI64::new(token.expires_at),
+            jti: Mutex::new(token.jti.clone()),
             refused_in_a_row: AtomicU64::new(0),
             _admission: admission,
             arrivals: AtomicU64::new(0),
@@ -76,8 +79,14 @@ impl Session {
     }
 
     /// A fresh token for the same user extends the socket's life.
-    pub fn extend(&self, expires_at: i64) {
-        self.expires_at.fetch_max(expires_at, Ordering::SeqCst);
+    pub fn extend(&self, token: &Verified) {
+        self.expires_at.fetch_max(token.expires_at, Ordering::SeqCst);
+        *self.jti.lock().expect("jti lock poisoned") = token.jti.clone();
+    }
+
+    /// Whether the socket stands on the token `jti`.
+    pub fn uses_token(&self, jti: &str) -> bool {
+        self.jti.lock().expect("jti lock poisoned").as_deref() == Some(jti)
     }
 
     /// Counts a send refused by the rate limit (or resets on one that was not); true
@@ -148,7 +157,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn turns_follow_tickets_whatever_order_tasks_start() {
-        let session = Session::new(1, i64::MAX, None);
+        let token = Verified {
+            user_id: 1,
+            expires_at: i64::MAX,
+            jti: None,
+            version: 0,
+        };
+        let session = Session::new(1, &token, None);
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for ticket in (0..20u64).rev() {

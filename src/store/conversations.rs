@@ -24,6 +24,8 @@ pub struct ConversationSummary {
     pub other_last_seen: Option<DateTime<Utc>>,
     /// Current members, for groups.
     pub member_count: Option<i64>,
+    /// Whether the other user of a direct chat has written in it.
+    pub other_has_written: Option<bool>,
 }
 
 /// Columns are read by position, in [`LIST_FOR_USER`]'s order: a list holds a row per
@@ -43,6 +45,7 @@ impl FromQueryResult for ConversationSummary {
             unread_count: row.try_get_by_index(9)?,
             other_last_seen: row.try_get_by_index(10)?,
             member_count: row.try_get_by_index(11)?,
+            other_has_written: row.try_get_by_index(12)?,
         })
     }
 }
@@ -57,10 +60,12 @@ SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
             THEN c.last_seq - me.read_seq - me.sent_since_read ELSE 0 END, \
        other.last_seen_at, \
        CASE WHEN c.kind = 'group' THEN \
-         (SELECT COUNT(*) FROM conversation_members x WHERE x.conversation_id = c.id AND x.left_at IS NULL) END \
+         (SELECT COUNT(*) FROM conversation_members x WHERE x.conversation_id = c.id AND x.left_at IS NULL) END, \
+       om.has_written \
 FROM conversation_members me \
 JOIN conversations c ON c.id = me.conversation_id \
 LEFT JOIN users other ON other.id = CASE WHEN c.user_a = me.user_id THEN c.user_b ELSE c.user_a END \
+LEFT JOIN conversation_members om ON om.conversation_id = c.id AND om.user_id = other.id \
 WHERE me.user_id = $1 AND me.left_at IS NULL";
 
 /// Where a page of the list starts: after the conversation last seen, in list order.
@@ -340,13 +345,18 @@ struct UserIdRow {
     user_id: i64,
 }
 
-/// Everyone who currently shares a conversation (direct or group) with `user`.
+/// Everyone whose presence `user` may see: fellow members of a group, and people who
+/// have written to `user` in their direct chat; never someone either of them blocked.
 pub async fn contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<i64>> {
     Ok(UserIdRow::find_by_statement(stmt(
         db,
         "SELECT DISTINCT other.user_id FROM conversation_members me \
          JOIN conversation_members other ON other.conversation_id = me.conversation_id \
-         WHERE me.user_id = $1 AND other.user_id <> $1 AND me.left_at IS NULL AND other.left_at IS NULL",
+         JOIN conversations c ON c.id = me.conversation_id \
+         WHERE me.user_id = $1 AND other.user_id <> $1 AND me.left_at IS NULL AND other.left_at IS NULL \
+           AND (c.kind = 'group' OR other.has_written) \
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $1 AND b.blocked_id = other.user_id) \
+                                                  OR (b.blocker_id = other.user_id AND b.blocked_id = $1))",
         [user.into()],
     ))
     .all(db)
@@ -356,12 +366,18 @@ pub async fn contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<V
     .collect())
 }
 
-/// Everyone who has a direct conversation with `user`.
+/// Who hears `user` come online or go offline: the people `user` has written to in a
+/// direct chat, unless either blocked the other. (Group members are not told: a member
+/// of a 1,000-member group would fan out a thousand events.)
 pub async fn direct_contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<i64>> {
     Ok(UserIdRow::find_by_statement(stmt(
         db,
-        "SELECT CASE WHEN user_a = $1 THEN user_b ELSE user_a END AS user_id FROM conversations \
-         WHERE kind = 'direct' AND (user_a = $1 OR user_b = $1)",
+        "SELECT CASE WHEN c.user_a = $1 THEN c.user_b ELSE c.user_a END AS user_id \
+         FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id \
+         WHERE me.user_id = $1 AND me.has_written AND c.kind = 'direct' \
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE \
+             (b.blocker_id = $1 AND b.blocked_id = CASE WHEN c.user_a = $1 THEN c.user_b ELSE c.user_a END) \
+             OR (b.blocked_id = $1 AND b.blocker_id = CASE WHEN c.user_a = $1 THEN c.user_b ELSE c.user_a END))",
         [user.into()],
     ))
     .all(db)

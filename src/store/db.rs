@@ -68,3 +68,37 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
         Ok(Ok(_))
     )
 }
+
+/// A moment's view of the connection pool, for the metrics.
+pub struct PoolUsage {
+    /// Connections open now, in use or idle.
+    pub open: u32,
+    pub idle: usize,
+    /// Most connections the pool may open.
+    pub max: u32,
+}
+
+/// The pool's connections now (None for a connection that is not a sqlx pool).
+pub fn pool_usage(db: &DatabaseConnection) -> Option<PoolUsage> {
+    use sea_orm::DbBackend;
+    // The pool getters panic on the other backend: ask the backend first.
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            Some(PoolUsage {
+                open: pool.size(),
+                idle: pool.num_idle(),
+                max: pool.options().get_max_connections(),
+            })
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            Some(PoolUsage {
+                open: pool.size(),
+                idle: pool.num_idle(),
+                max: pool.options().get_max_connections(),
+            })
+        }
+        _ => None,
+    }
+}

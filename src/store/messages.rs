@@ -6,7 +6,7 @@
 //! Per-conversation `seq` is assigned by bumping `conversations.last_seq` in the same
 //! atomic unit that inserts the messages, so it is gap-free and unique even with several
 //! writers (the row lock on the counter serialises them).
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
@@ -142,21 +142,24 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
 struct MemberRow {
     conversation_id: i64,
     user_id: i64,
+    user_a: Option<i64>,
+    user_b: Option<i64>,
 }
 
-/// Which of these `(conversation, user)` pairs are current members of an open conversation.
+/// Which of these `(conversation, user)` pairs are current members of an open
+/// conversation, each with the other user when the conversation is a direct chat.
 pub async fn open_memberships<C: ConnectionTrait>(
     db: &C,
     pairs: &[(i64, i64)],
-) -> anyhow::Result<HashSet<(i64, i64)>> {
+) -> anyhow::Result<HashMap<(i64, i64), Option<i64>>> {
     if pairs.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     let (tuples, values) = super::values_list(Vec::new(), pairs.iter().map(|(c, u)| [*c, *u]));
     Ok(MemberRow::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT m.conversation_id, m.user_id FROM conversation_members m \
+            "SELECT m.conversation_id, m.user_id, c.user_a, c.user_b FROM conversation_members m \
              JOIN (VALUES {tuples}) AS v ON m.conversation_id = v.column1 AND m.user_id = v.column2 \
              JOIN conversations c ON c.id = m.conversation_id \
              WHERE m.left_at IS NULL AND c.closed_at IS NULL"
@@ -166,7 +169,13 @@ pub async fn open_memberships<C: ConnectionTrait>(
     .all(db)
     .await?
     .into_iter()
-    .map(|r| (r.conversation_id, r.user_id))
+    .map(|r| {
+        let other = match (r.user_a, r.user_b) {
+            (Some(a), Some(b)) => Some(if a == r.user_id { b } else { a }),
+            _ => None,
+        };
+        ((r.conversation_id, r.user_id), other)
+    })
     .collect())
 }
 

@@ -44,7 +44,7 @@ inserted AS (
   RETURNING id, conversation_id, seq
 ),
 senders AS (
-  UPDATE conversation_members m SET sent_since_read = m.sent_since_read + s.n
+  UPDATE conversation_members m SET sent_since_read = m.sent_since_read + s.n, has_written = true
   FROM unnest($11::int8[], $12::int8[], $13::int8[]) AS s(c, u, n)
   WHERE m.conversation_id = s.c AND m.user_id = s.u
 )

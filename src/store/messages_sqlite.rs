@@ -119,7 +119,8 @@ async fn count_senders<C: ConnectionTrait>(txn: &C, plan: &BatchPlan) -> anyhow:
     txn.execute_raw(stmt(
         txn,
         &format!(
-            "UPDATE conversation_members SET sent_since_read = conversation_members.sent_since_read + v.column3 \
+            "UPDATE conversation_members SET sent_since_read = conversation_members.sent_since_read + v.column3, \
+               has_written = TRUE \
              FROM (VALUES {tuples}) AS v \
              WHERE conversation_members.conversation_id = v.column1 AND conversation_members.user_id = v.column2"
         ),

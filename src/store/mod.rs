@@ -1,5 +1,6 @@
 //! Persistence over SeaORM, one file per aggregate. Queries that must run in a constant
 //! number of round trips use raw SQL that is valid on both SQLite and PostgreSQL.
+pub mod blocks;
 pub mod conversations;
 pub mod db;
 pub mod delivery;
@@ -9,6 +10,7 @@ pub mod messages_pg;
 pub mod messages_sqlite;
 mod nodelay;
 pub mod positions;
+pub mod tokens;
 pub mod users;
 
 use sea_orm::{

@@ -20,6 +20,7 @@ pub async fn insert<C: ConnectionTrait>(
         display_name: Set(display_name),
         created_at: Set(Utc::now()),
         last_seen_at: Set(None),
+        token_version: Set(0),
         ..Default::default()
     };
     match users::Entity::insert(model).exec_with_returning(db).await {

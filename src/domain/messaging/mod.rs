@@ -111,6 +111,9 @@ pub enum Outcome {
     },
     /// A group changed: tell its members, move rooms.
     Group(GroupEvent),
+    /// Tokens of this user were ended: disconnect the sockets they opened (those of the
+    /// token `jti`, or all the user's sockets).
+    EndSessions { user_id: i64, jti: Option<String> },
     /// The queue could not be read: the device must reconnect rather than miss messages.
     CatchUpFailed { device: DeviceId },
 }

@@ -7,6 +7,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use metrics::{counter, gauge, histogram};
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,6 +23,7 @@ use crate::{
         receipts::Position,
         typing::Typing,
     },
+    monitoring,
     store::{
         self,
         messages::NewMessage,
@@ -94,6 +96,7 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut sends: Vec<(SendRequest, Reply)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+        gauge!(monitoring::WRITER_QUEUE).set((commands.len() + rx.len()) as f64);
         for command in commands.drain(..) {
             match command {
                 Command::Send(req, reply) => sends.push((req, reply)),
@@ -252,6 +255,24 @@ impl Writer {
             Ok(allowed) => allowed,
             Err(e) => return Err((e, batch)),
         };
+        // Direct messages never cross a block, whichever way it goes.
+        let direct_pairs: Vec<(i64, i64)> = batch
+            .iter()
+            .filter_map(|(r, _)| match r.target {
+                SendTarget::Direct(to) => Some((r.sender_id, to)),
+                SendTarget::Conversation(c) => allowed
+                    .get(&(c, r.sender_id))
+                    .copied()
+                    .flatten()
+                    .map(|o| (r.sender_id, o)),
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let blocked = match store::blocks::between(&self.db, &direct_pairs).await {
+            Ok(blocked) => blocked,
+            Err(e) => return Err((e, batch)),
+        };
         Ok(batch
             .into_iter()
             .filter_map(|(req, reply)| {
@@ -264,9 +285,17 @@ impl Writer {
                         .get(&(req.sender_id.min(to), req.sender_id.max(to)))
                         .copied()
                         .ok_or(DomainError::ConversationNotFound),
-                    SendTarget::Conversation(c) if allowed.contains(&(c, req.sender_id)) => Ok(c),
+                    SendTarget::Conversation(c) if allowed.contains_key(&(c, req.sender_id)) => Ok(c),
                     SendTarget::Conversation(_) => Err(DomainError::ConversationNotFound),
                 };
+                let other = match req.target {
+                    SendTarget::Direct(to) => Some(to),
+                    SendTarget::Conversation(c) => allowed.get(&(c, req.sender_id)).copied().flatten(),
+                };
+                let conversation = conversation.and_then(|c| match other {
+                    Some(other) if blocked.contains(&(req.sender_id, other)) => Err(DomainError::Blocked),
+                    _ => Ok(c),
+                });
                 match conversation {
                     Ok(conversation_id) => Some(Ready {
                         req,
@@ -373,6 +402,9 @@ impl Writer {
             elapsed_us = started.elapsed().as_micros() as u64,
             "batch committed"
         );
+        histogram!(monitoring::WRITER_COMMIT).record(started.elapsed().as_secs_f64());
+        histogram!(monitoring::WRITER_BATCH_SIZE).record(rows.len() as f64);
+        counter!(monitoring::MESSAGES_STORED).increment(rows.len() as u64);
         Ok(rows
             .into_iter()
             .zip(landed)

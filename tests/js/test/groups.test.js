@@ -975,6 +975,15 @@ describe("presence", () => {
     const [alice, bob, carol, dave] = await server.registerMany("alice", "bob", "carol", "dave");
     // alice shares only a group with bob, and a direct chat with carol.
     await createGroup(server, alice, [bob], { name: "Just a group" });
+    // Presence goes only to people one has written to: alice writes to carol first.
+    const aliceFirst = await connect(server, alice, { name: "alice (set-up)" });
+    const opening = await aliceFirst.request("send_message", { to_user_id: carol.id, content: "hello carol" });
+    assert.equal(opening.status, "sent", JSON.stringify(opening));
+    await aliceFirst.close();
+    await eventually(async () => (await presenceOf(server, bob, [alice.id]))[0]?.online === false, {
+      what: "alice offline after set-up",
+      timeoutMs: GRACE_MS + SLACK_MS,
+    });
     let carolSocket = await connect(server, carol);
     const hi = await carolSocket.request("send_message", { to_user_id: alice.id, content: "hi" });
     assert.equal(hi.status, "sent", JSON.stringify(hi));

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { startServer, serverBinary } from "../lib/harness.js";
 import { connect, open, closeAll } from "../lib/client.js";
-import { eventually } from "../lib/api.js";
+import { eventually, presenceOf, conversationsOf } from "../lib/api.js";
 
 /** A raw Engine.IO websocket (no Socket.IO client): resolves once the server's open packet arrived. */
 function rawSocket(server, headers = {}) {
@@ -380,5 +380,135 @@ describe("the generated secret file", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("ending tokens", () => {
+  let server;
+  before(async () => {
+    server = await startServer();
+  });
+  after(() => server?.stop());
+
+  async function login(user, password = user.password) {
+    const res = await server.http("POST", "/api/auth/login", { json: { email: user.email, password } });
+    return res;
+  }
+
+  test("logout ends that token and its sockets, not the user's other tokens", async () => {
+    const [alice, bob] = await server.registerMany("alice", "bob");
+    const phone = { ...alice, token: (await login(alice)).body.token };
+    const laptop = { ...alice, token: (await login(alice)).body.token };
+    const phoneSocket = await connect(server, phone);
+    const laptopSocket = await connect(server, laptop);
+    const gone = new Promise((resolve) => phoneSocket.socket.once("disconnect", resolve));
+
+    const out = await server.http("POST", "/api/auth/logout", { token: phone.token });
+    assert.deepEqual(out.body, { success: true });
+    assert.deepEqual(await phoneSocket.expect("error"), { code: "token_revoked", message: "token revoked: log in again" });
+    assert.equal(await gone, "io server disconnect");
+    const me = await server.http("GET", "/api/me", { token: phone.token });
+    assert.deepEqual([me.status, me.body.error], [401, "token revoked"]);
+    assert.equal((await open(server, { auth: { token: phone.token } }).refusal()).message, "token revoked");
+
+    assert.equal((await server.http("GET", "/api/me", { token: laptop.token })).status, 200);
+    const sent = await laptopSocket.request("send_message", { to_user_id: bob.id, content: "laptop still on" });
+    assert.ok(Number.isInteger(sent.message_id), JSON.stringify(sent));
+    await laptopSocket.close();
+  });
+
+  test("logout everywhere and a password change end every token and socket", async () => {
+    const alice = await server.register("alice");
+    const other = { ...alice, token: (await login(alice)).body.token };
+    const socket = await connect(server, other);
+    const gone = new Promise((resolve) => socket.socket.once("disconnect", resolve));
+    assert.equal((await server.http("POST", "/api/auth/logout-all", { token: alice.token })).status, 200);
+    assert.equal((await socket.expect("error")).code, "token_revoked");
+    await gone;
+    for (const token of [alice.token, other.token]) {
+      assert.equal((await server.http("GET", "/api/me", { token })).status, 401);
+    }
+
+    const fresh = { ...alice, token: (await login(alice)).body.token };
+    const freshSocket = await connect(server, fresh);
+    const freshGone = new Promise((resolve) => freshSocket.socket.once("disconnect", resolve));
+    const wrong = await server.http("POST", "/api/auth/password", {
+      token: fresh.token,
+      json: { current_password: "not my password", new_password: "a new password" },
+    });
+    assert.equal(wrong.status, 401);
+    const changed = await server.http("POST", "/api/auth/password", {
+      token: fresh.token,
+      json: { current_password: alice.password, new_password: "a new password" },
+    });
+    assert.equal(changed.status, 200, changed.text);
+    assert.equal(typeof changed.body.token, "string");
+    await freshGone;
+    assert.equal((await server.http("GET", "/api/me", { token: fresh.token })).status, 401);
+    assert.equal((await server.http("GET", "/api/me", { token: changed.body.token })).status, 200);
+    assert.equal((await login(alice)).status, 401, "the old password no longer works");
+    assert.equal((await login(alice, "a new password")).status, 200);
+  });
+});
+
+describe("privacy", () => {
+  let server;
+  before(async () => {
+    server = await startServer({ env: { PRESENCE_GRACE_MS: "200" } });
+  });
+  after(() => server?.stop());
+
+  test("a stranger's message does not reveal the recipient's presence; the recipient's reply does", async () => {
+    const [mallory, bob] = await server.registerMany("mallory", "bob");
+    const m = await connect(server, mallory);
+    const hi = await m.request("send_message", { to_user_id: bob.id, content: "hi, stranger here" });
+    const b = await connect(server, bob);
+    await b.expect("new_message");
+    assert.deepEqual(await presenceOf(server, mallory, [bob.id]), [], "bob has not written to mallory");
+    const [item] = (await conversationsOf(server, mallory)).filter((c) => c.conversation_id === hi.conversation_id);
+    assert.deepEqual([item.online, item.last_seen], [null, null]);
+
+    await b.request("send_message", { to_user_id: mallory.id, content: "who is this?" });
+    await m.expect("new_message");
+    await m.expectNone("user_online", { withinMs: 0 }); // bob came online before he wrote
+    const [seen] = await presenceOf(server, mallory, [bob.id]);
+    assert.deepEqual([seen?.user_id, seen?.online], [bob.id, true]);
+    await b.close();
+    assert.equal((await m.expect("user_offline", { timeoutMs: 5_000 })).user_id, bob.id);
+    await m.close();
+  });
+
+  test("a block refuses direct messages both ways and hides presence, until lifted", async () => {
+    const [alice, bob] = await server.registerMany("alice", "bob");
+    const a = await connect(server, alice);
+    const b = await connect(server, bob);
+    await a.request("send_message", { to_user_id: bob.id, content: "hi" });
+    const reply = await b.request("send_message", { to_user_id: alice.id, content: "hi back" });
+    assert.equal((await presenceOf(server, alice, [bob.id])).length, 1);
+
+    const blocked = await server.http("POST", "/api/blocks", { token: bob.token, json: { user_id: alice.id } });
+    assert.equal(blocked.status, 200, blocked.text);
+    assert.deepEqual(blocked.body.users.map((u) => u.user_id), [alice.id]);
+    for (const [socket, ack] of [
+      [a, await a.request("send_message", { to_user_id: bob.id, content: "are you there?" })],
+      [b, await b.request("send_message", { conversation_id: reply.conversation_id, content: "by conversation id" })],
+    ]) {
+      assert.equal(ack.error?.code, "blocked", JSON.stringify(ack));
+      assert.equal((await socket.expect("error")).code, "blocked");
+    }
+    assert.deepEqual(await presenceOf(server, alice, [bob.id]), []);
+    assert.deepEqual(await presenceOf(server, bob, [alice.id]), []);
+
+    for (const [body, status] of [[{ user_id: bob.id }, 422], [{ user_id: 987654321 }, 404]]) {
+      const res = await server.http("POST", "/api/blocks", { token: bob.token, json: body });
+      assert.equal(res.status, status, res.text);
+    }
+    const lifted = await server.http("DELETE", `/api/blocks/${alice.id}`, { token: bob.token });
+    assert.deepEqual(lifted.body, { users: [] });
+    const again = await a.request("send_message", { to_user_id: bob.id, content: "better now?" });
+    assert.ok(Number.isInteger(again.message_id), JSON.stringify(again));
+    const received = await b.expectMany("new_message", 2);
+    assert.deepEqual(received.map((m) => m.content), ["hi", "better now?"]);
+    await closeAll(a, b);
   });
 });

@@ -62,6 +62,8 @@ describe("user_online", () => {
   test("a contact already online hears the other come online (the reverse order)", async () => {
     const [alice, bob] = await server.registerMany("alice", "bob");
     await acquaint(server, alice, [bob]);
+    // Presence goes only to people one has written to: bob answers first.
+    await acquaint(server, bob, [alice]);
     const aliceSocket = await connect(server, alice);
     const bobSocket = await connect(server, bob);
     // bob came online second: alice, already connected, is told.

@@ -1,0 +1,70 @@
+//! `/api/blocks`: who the caller has blocked.
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    error::{ApiError, ApiResult},
+    extract::{AuthUser, JsonBody},
+};
+use crate::{domain::contacts, state::AppState, wire::iso};
+
+#[derive(Deserialize)]
+pub struct BlockBody {
+    user_id: i64,
+}
+
+#[derive(Serialize)]
+pub struct BlockList {
+    users: Vec<BlockItem>,
+}
+
+#[derive(Serialize)]
+struct BlockItem {
+    user_id: i64,
+    blocked_at: String,
+}
+
+async fn list_of(state: &AppState, me: i64) -> ApiResult<Json<BlockList>> {
+    let users = contacts::blocked(&state.db, me)
+        .await?
+        .into_iter()
+        .map(|b| BlockItem {
+            user_id: b.user_id,
+            blocked_at: iso(b.blocked_at),
+        })
+        .collect();
+    Ok(Json(BlockList { users }))
+}
+
+/// `GET /api/blocks`
+pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<BlockList>> {
+    list_of(&state, me).await
+}
+
+/// `POST /api/blocks` `{ user_id }`: answers the list as it now is.
+pub async fn block(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    JsonBody(body): JsonBody<BlockBody>,
+) -> ApiResult<Json<BlockList>> {
+    contacts::block(&state.db, me, body.user_id).await?;
+    list_of(&state, me).await
+}
+
+/// `DELETE /api/blocks/{user_id}`: answers the list as it now is.
+pub async fn unblock(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(user): Path<String>,
+) -> ApiResult<Json<BlockList>> {
+    let user = user
+        .parse()
+        .ok()
+        .filter(|id: &i64| *id > 0)
+        .ok_or_else(|| ApiError::BadRequest("user id must be a positive integer".into()))?;
+    contacts::unblock(&state.db, me, user).await?;
+    list_of(&state, me).await
+}
