@@ -823,6 +823,24 @@
     clearTyping(m.conversation_id, m.sender_id);
     renderConversationList();
     if (m.sender_id !== state.me.id) markOpenRead();
+    if (c && c.kind === "direct" && m.sender_id !== state.me.id && c.online == null) learnPresence(c);
+  }
+
+  /**
+   * The server shows a user's presence only to people that user has written to: the
+   * first message from a direct partner may make theirs visible, so ask once.
+   */
+  async function learnPresence(c) {
+    if (c.presencePending) return;
+    c.presencePending = true;
+    try {
+      const { users } = await api("GET", `api/presence?user_ids=${c.other_user_id}`);
+      for (const u of users) setPresence(u.user_id, u.online, u.last_seen);
+    } catch (err) {
+      reportFailure("Loading who is online", err);
+    } finally {
+      c.presencePending = false;
+    }
   }
 
   function isBeingRead(conversationId) {

@@ -4,6 +4,7 @@ use axum::{
     extract::{Path, State},
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     error::{ApiError, ApiResult},
@@ -11,19 +12,20 @@ use super::{
 };
 use crate::{domain::contacts, state::AppState, wire::iso};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct BlockBody {
     user_id: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct BlockList {
     users: Vec<BlockItem>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BlockItem {
     user_id: i64,
+    #[schema(format = DateTime)]
     blocked_at: String,
 }
 
@@ -40,10 +42,34 @@ async fn list_of(state: &AppState, me: i64) -> ApiResult<Json<BlockList>> {
 }
 
 /// `GET /api/blocks`
+#[utoipa::path(
+    get,
+    path = "/api/blocks",
+    tag = "blocks",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the users the caller blocked", body = BlockList),
+        crate::http::openapi::Unauthenticated,
+    )
+)]
 pub async fn list(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<BlockList>> {
     list_of(&state, me).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/blocks",
+    tag = "blocks",
+    request_body = BlockBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the list as it now is", body = BlockList),
+        crate::http::openapi::BadBody,
+        crate::http::openapi::Unauthenticated,
+        (status = 404, description = "unknown user", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "the caller themself", body = crate::http::openapi::ErrorBody),
+    )
+)]
 /// `POST /api/blocks` `{ user_id }`: answers the list as it now is.
 pub async fn block(
     State(state): State<AppState>,
@@ -54,6 +80,18 @@ pub async fn block(
     list_of(&state, me).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/blocks/{user_id}",
+    tag = "blocks",
+    params(("user_id" = i64, Path, description = "the blocked user", minimum = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the list as it now is", body = BlockList),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+    )
+)]
 /// `DELETE /api/blocks/{user_id}`: answers the list as it now is.
 pub async fn unblock(
     State(state): State<AppState>,

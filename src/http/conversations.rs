@@ -1,5 +1,6 @@
 use axum::{extract::State, response::Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{
     error::{ApiError, ApiResult},
@@ -12,7 +13,7 @@ use crate::{
     wire::Iso,
 };
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ConversationList {
     conversations: Vec<ConversationItem>,
     /// With `limit`: where the next page starts (null on the last page). Absent in the
@@ -21,9 +22,10 @@ pub struct ConversationList {
     next_cursor: Option<Option<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ConversationItem {
     conversation_id: i64,
+    #[schema(examples("direct", "group"))]
     kind: String,
     /// The other participant of a direct conversation; null for groups.
     other_user_id: Option<i64>,
@@ -39,13 +41,25 @@ struct ConversationItem {
     last_seen: Option<Iso>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LastMessage {
     content: String,
     sent_at: Iso,
     sender_id: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/conversations",
+    tag = "conversations",
+    params(("limit" = Option<i64>, Query, description = "page size (1–200, larger values are capped); without it, every conversation", minimum = 1), ("cursor" = Option<String>, Query, description = "a previous page's `next_cursor` (needs `limit`)", pattern = r"^([0-9]{1,16}\.[0-9]{1,18})?$")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the caller's conversations, most recently updated first", body = ConversationList),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+    )
+)]
 /// `GET /api/conversations`: most recently updated first; all of them, or with
 /// `limit` (1–200) a page, and `cursor` (a previous page's `next_cursor`) for the next.
 pub async fn list(

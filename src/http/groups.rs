@@ -5,6 +5,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     error::{ApiError, ApiResult},
@@ -16,50 +17,67 @@ use crate::{
     wire::iso,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateBody {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     name: String,
+    #[schema(max_length = 1000, pattern = r"^[^\u0000]*$")]
     description: Option<String>,
     #[serde(default)]
     member_ids: Vec<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct UpdateBody {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     name: Option<String>,
+    #[schema(max_length = 1000, pattern = r"^[^\u0000]*$")]
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct AddBody {
     user_ids: Vec<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RoleBody {
+    #[schema(pattern = "^(admin|member|owner)$", examples("admin", "member", "owner"))]
     role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct GroupBody {
     group: GroupJson,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct GroupJson {
     conversation_id: i64,
+    #[schema(value_type = String, examples("group"))]
     kind: &'static str,
     name: String,
     description: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
     created_by: Option<i64>,
     members: Vec<MemberJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MemberJson {
     user_id: i64,
+    #[schema(value_type = String, examples("owner", "admin", "member"))]
     role: &'static str,
+    #[schema(format = DateTime)]
     joined_at: String,
 }
 
@@ -87,12 +105,25 @@ impl From<GroupView> for GroupBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Done {
     success: bool,
 }
 
 /// `POST /api/groups`
+#[utoipa::path(
+    post,
+    path = "/api/groups",
+    tag = "groups",
+    request_body = CreateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "created, with the caller as owner", body = GroupBody),
+        crate::http::openapi::BadBody,
+        crate::http::openapi::Unauthenticated,
+        (status = 422, description = "invalid name or description, unknown user ids, over the member limit", body = crate::http::openapi::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -106,6 +137,19 @@ pub async fn create(
 }
 
 /// `GET /api/groups/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    params(("id" = i64, Path, description = "the group's conversation id", minimum = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the group and its members", body = GroupBody),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::NotFound,
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -115,6 +159,22 @@ pub async fn get(
 }
 
 /// `PATCH /api/groups/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/groups/{id}",
+    tag = "groups",
+    params(("id" = i64, Path, description = "the group's conversation id", minimum = 1)),
+    request_body = UpdateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the group as it now is", body = GroupBody),
+        crate::http::openapi::BadBody,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::Forbidden,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Unprocessable,
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -137,6 +197,22 @@ pub async fn update(
 }
 
 /// `POST /api/groups/{id}/members`
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/members",
+    tag = "groups",
+    params(("id" = i64, Path, description = "the group's conversation id", minimum = 1)),
+    request_body = AddBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the group as it now is (current members are skipped)", body = GroupBody),
+        crate::http::openapi::BadBody,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::Forbidden,
+        crate::http::openapi::NotFound,
+        (status = 422, description = "unknown user ids, or over the member limit", body = crate::http::openapi::ErrorBody),
+    )
+)]
 pub async fn add_members(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -150,6 +226,20 @@ pub async fn add_members(
     Ok(Json(group.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}/members/{user_id}",
+    tag = "groups",
+    params(("id" = i64, Path, description = "the group's conversation id", minimum = 1), ("user_id" = i64, Path, description = "the member to remove", minimum = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the group as it now is, or `{ success: true }` when the caller removed themself (leaving)", body = crate::http::openapi::RemoveMemberAnswer),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::Forbidden,
+        crate::http::openapi::NotFound,
+    )
+)]
 /// `DELETE /api/groups/{id}/members/{user_id}`: removing oneself is leaving.
 pub async fn remove_member(
     State(state): State<AppState>,
@@ -168,6 +258,22 @@ pub async fn remove_member(
 }
 
 /// `PATCH /api/groups/{id}/members/{user_id}`
+#[utoipa::path(
+    patch,
+    path = "/api/groups/{id}/members/{user_id}",
+    tag = "groups",
+    params(("id" = i64, Path, description = "the group's conversation id", minimum = 1), ("user_id" = i64, Path, description = "the member", minimum = 1)),
+    request_body = RoleBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the group as it now is", body = GroupBody),
+        crate::http::openapi::BadBody,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::Forbidden,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Unprocessable,
+    )
+)]
 pub async fn set_role(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -183,6 +289,19 @@ pub async fn set_role(
 }
 
 /// `POST /api/groups/{id}/leave`
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/leave",
+    tag = "groups",
+    params(("id" = i64, Path, description = "the group's conversation id", minimum = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "left (the group closes when its last member leaves)", body = Done),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::NotFound,
+    )
+)]
 pub async fn leave(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

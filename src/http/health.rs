@@ -3,6 +3,15 @@ use serde_json::{Value, json};
 
 use crate::{state::AppState, store};
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "the database answers", body = crate::http::openapi::Health),
+        (status = 503, description = "the database is unreachable", body = crate::http::openapi::Health),
+    )
+)]
 /// `GET /health`: 200 while the database answers, 503 otherwise.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if store::db::ping(&state.db).await {

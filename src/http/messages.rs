@@ -3,6 +3,7 @@ use axum::{
     extract::{Path, State},
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{
     error::{ApiError, ApiResult},
@@ -20,22 +21,25 @@ use crate::{
 
 const DEFAULT_LIMIT: i64 = 50;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MessagePage {
     messages: Vec<MessageItem>,
     total: i64,
     has_more: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MessageItem {
     id: i64,
     conversation_id: i64,
     seq: i64,
     sender_id: i64,
     content: String,
+    #[schema(format = DateTime)]
     sent_at: String,
+    #[schema(format = DateTime)]
     delivered_at: Option<String>,
+    #[schema(format = DateTime)]
     read_at: Option<String>,
 }
 
@@ -54,6 +58,19 @@ impl From<HistoryMessage> for MessageItem {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/messages",
+    tag = "messages",
+    params(("conversation_id" = i64, Query, minimum = 0), ("limit" = Option<i64>, Query, description = "page size, 1–100 (larger values are capped); default 50", minimum = 1), ("offset" = Option<i64>, Query, description = "newest first, skipping this many (the default form)", minimum = 0), ("after_seq" = Option<i64>, Query, description = "messages after this seq, oldest first; not with `offset` or `before_seq`", minimum = 0), ("before_seq" = Option<i64>, Query, description = "messages before this seq, newest first; not with `offset` or `after_seq`", minimum = 0)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "one page of history", body = MessagePage),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::NotFound,
+    )
+)]
 /// `GET /api/messages?conversation_id=X&limit=50&offset=0`: newest first. Cursor forms:
 /// `after_seq=N` (oldest first) and `before_seq=N` (newest first).
 pub async fn history(
@@ -88,13 +105,26 @@ pub async fn history(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Marked {
     success: bool,
     messages_marked: u64,
 }
 
 /// `POST /api/messages/read?conversation_id=X`
+#[utoipa::path(
+    post,
+    path = "/api/messages/read",
+    tag = "messages",
+    params(("conversation_id" = i64, Query, minimum = 0)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the other members' messages are read", body = Marked),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::NotFound,
+    )
+)]
 pub async fn mark_read(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -109,20 +139,35 @@ pub async fn mark_read(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ReceiptList {
     message_id: i64,
     conversation_id: i64,
     receipts: Vec<ReceiptItem>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ReceiptItem {
     user_id: i64,
+    #[schema(format = DateTime)]
     delivered_at: Option<String>,
+    #[schema(format = DateTime)]
     read_at: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/messages/{id}/receipts",
+    tag = "messages",
+    params(("id" = i64, Path, description = "message id", minimum = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "each other member's delivered and read times", body = ReceiptList),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+        crate::http::openapi::NotFound,
+    )
+)]
 /// `GET /api/messages/{id}/receipts`: each other member's delivered and read times.
 pub async fn receipts(
     State(state): State<AppState>,

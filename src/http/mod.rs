@@ -8,6 +8,7 @@ mod groups;
 mod health;
 mod messages;
 pub mod observe;
+pub mod openapi;
 mod page;
 mod presence;
 mod render;
@@ -48,4 +49,5 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/groups/{id}/leave", post(groups::leave))
         .route("/api/messages/{id}/receipts", get(messages::receipts))
+        .merge(openapi::routes())
 }

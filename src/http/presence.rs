@@ -1,5 +1,6 @@
 use axum::{Json, extract::State};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{
     error::ApiResult,
@@ -7,18 +8,31 @@ use super::{
 };
 use crate::{domain::contacts, state::AppState, wire::iso};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PresenceList {
     users: Vec<PresenceItem>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PresenceItem {
     user_id: i64,
     online: bool,
+    #[schema(format = DateTime)]
     last_seen: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/presence",
+    tag = "presence",
+    params(("user_ids" = String, Query, description = "comma-separated user ids, at most 500", pattern = r"^[1-9][0-9]{0,17}(,[1-9][0-9]{0,17}){0,499}$", example = "1,2,3")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "those users who share a conversation with the caller (others omitted)", body = PresenceList),
+        crate::http::openapi::BadParameter,
+        crate::http::openapi::Unauthenticated,
+    )
+)]
 /// `GET /api/presence?user_ids=1,2,3`: only users who share a conversation with the caller.
 pub async fn presence(
     State(state): State<AppState>,
