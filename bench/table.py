@@ -25,6 +25,53 @@ if pairs:
               f"{fmt(p['server_cpu_s'], 2)} | {fmt(p['generator_cpu_s'], 2)} | {fmt(p['seconds'], 2)} |")
     print()
 
+fanout = [r for r in rows if r["scenario"] == "groups"]
+if fanout:
+    ceiling = next((r["report"]["deliveries_per_sec"] for r in fanout if r["label"].startswith("ceiling")), None)
+    p0 = fanout[0]["report"]
+    print("### Scenario 2a: group fan-out\n")
+    print(f"{p0['groups']} groups of {p0['members_per_group']} connected members, one sender each, "
+          f"{p0['messages_per_group']} messages per group; a delivery is one message reaching one member. "
+          "Missing, duplicated and reordered are counted per member by `seq`.\n")
+    print("| system | deliveries/s | % of ceiling | p50 ms | p99 ms | p99 to every member ms | max to every member ms | "
+          "missing | duplicated | reordered | send errors | server CPU s | generator CPU s | wall s | warm-up ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in fanout:
+        p = r["report"]
+        share = f"{100 * p['deliveries_per_sec'] / ceiling:.0f}%" if ceiling else "n/a"
+        print(f"| {r['label']} | {fmt(p['deliveries_per_sec'], 0)} | {share} | {fmt(p['p50_ms'])} | {fmt(p['p99_ms'])} | "
+              f"{fmt(p['p99_all_ms'])} | {fmt(p['max_all_ms'])} | {p['missing']} | {p['duplicated']} | {p['reordered']} | "
+              f"{p['send_errors'] + p['unanswered']} | {fmt(p['server_cpu_s'], 2)} | {fmt(p['generator_cpu_s'], 2)} | "
+              f"{fmt(p['seconds'], 2)} | {fmt(p.get('warm_up_ms'), 0)} |")
+    print()
+
+big = [r for r in rows if r["scenario"] == "group_big"]
+if big:
+    p0 = big[0]["report"]
+    print("### Scenario 2b: one big group\n")
+    print(f"One group of {p0['members_per_group']:,} connected members, one message a second "
+          f"({p0['messages_per_group']} messages).\n")
+    print("| system | p50 to last member ms | p99 to last member ms | max ms | p99 any member ms | "
+          "missing | duplicated | reordered | send errors | server CPU s | warm-up ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in big:
+        p = r["report"]
+        print(f"| {r['label']} | {fmt(p['p50_all_ms'])} | {fmt(p['p99_all_ms'])} | {fmt(p['max_all_ms'])} | "
+              f"{fmt(p['p99_ms'])} | {p['missing']} | {p['duplicated']} | {p['reordered']} | "
+              f"{p['send_errors'] + p['unanswered']} | {fmt(p['server_cpu_s'], 2)} | {fmt(p.get('warm_up_ms'), 0)} |")
+    print()
+
+stored = [r for r in rows if r["scenario"] == "group_rows"]
+if stored:
+    print("### Scenario 2: rows stored (PostgreSQL, after the run)\n")
+    print("| system | messages sent (warm-ups included) | `messages` | `conversation_members` | `member_position_log` |")
+    print("|---|---|---|---|---|")
+    for r in stored:
+        p = r["report"]
+        print(f"| {r['label']} | {p['messages_sent']:,} | {p['messages']:,} | {p['conversation_members']:,} | "
+              f"{p['member_position_log']:,} |")
+    print()
+
 conns = [r for r in rows if r["scenario"] == "connect"]
 if conns:
     print("### Scenario 3: connect storm and idle memory\n")

@@ -1,10 +1,14 @@
 //! realtime-chat-bench: drives any server speaking the seed's Socket.IO protocol.
 //!
-//! `pairs` measures 1:1 throughput, latency and correctness; `connect` measures a connect
-//! storm and idle memory. Each prints one JSON line, for `bench/run` to tabulate.
+//! `pairs` measures 1:1 throughput, latency and correctness; `groups` group fan-out;
+//! `connect` a connect storm and idle memory. Each result is one JSON line, for
+//! `bench/run` to tabulate.
 mod connect;
+mod fanout;
+mod groups;
 mod pairs;
 mod procfs;
+mod rest;
 mod sio;
 mod stats;
 mod users;
@@ -58,6 +62,37 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         drain_secs: u64,
     },
+    /// Group fan-out: many groups at full speed, then one big group at a steady pace.
+    /// Prints one line per part (`groups`, then `group_big`).
+    Groups {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 10)]
+        groups: usize,
+        /// Members per group, the sender included.
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        #[arg(long, default_value_t = 200)]
+        messages: u64,
+        #[arg(long, default_value_t = 4)]
+        window: u64,
+        /// Members of the big group, the sender included; 0 skips that part.
+        #[arg(long, default_value_t = 1000)]
+        big_members: usize,
+        /// The big group gets one message a second for this long.
+        #[arg(long, default_value_t = 30)]
+        big_seconds: u64,
+        #[arg(long, default_value_t = 5)]
+        drain_secs: u64,
+        /// Start at once, without first waiting until one message reaches every member.
+        #[arg(long)]
+        no_warm_up: bool,
+        /// Pause between the parts, longer than the server's presence grace period
+        /// (realtime-chat: 5 s), so that the first part's users going offline are handled
+        /// before the second part's warm-up, not inside its measurement.
+        #[arg(long, default_value_t = 6)]
+        cool_down_secs: u64,
+    },
     /// Connect storm and idle memory per socket.
     Connect {
         #[command(flatten)]
@@ -97,6 +132,45 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({ "scenario": "pairs", "label": target.label, "report": report })
             );
+        }
+        Command::Groups {
+            target,
+            groups: g,
+            members,
+            messages,
+            window,
+            big_members,
+            big_seconds,
+            drain_secs,
+            no_warm_up,
+            cool_down_secs,
+        } => {
+            anyhow::ensure!(members >= 2, "a group needs a sender and a receiver");
+            // Separate users for the two parts: the big group's members carry no
+            // membership or history from the first part.
+            let users = users_for(&target, g * members + big_members).await?;
+            let (small, big) = users.split_at(g * members);
+            let common = groups::Common {
+                url: &target.url,
+                drain: Duration::from_secs(drain_secs),
+                server_pid: target.server_pid.as_deref(),
+                warm_up: !no_warm_up,
+            };
+            let pace = fanout::Pace::Window(window);
+            let report = groups::run(&common, small, members, messages, pace).await?;
+            println!(
+                "{}",
+                serde_json::json!({ "scenario": "groups", "label": target.label, "report": report })
+            );
+            if big_members >= 2 {
+                tokio::time::sleep(Duration::from_secs(cool_down_secs)).await;
+                let pace = fanout::Pace::Every(Duration::from_secs(1));
+                let report = groups::run(&common, big, big_members, big_seconds, pace).await?;
+                println!(
+                    "{}",
+                    serde_json::json!({ "scenario": "group_big", "label": target.label, "report": report })
+                );
+            }
         }
         Command::Connect { target, clients } => {
             let users = users_for(&target, clients).await?;

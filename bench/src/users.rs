@@ -1,9 +1,8 @@
 //! Bench users: tokens minted with the server's secret, or accounts registered over REST.
-use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, body::Bytes};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use crate::rest::Rest;
 
 #[derive(Clone)]
 pub struct BenchUser {
@@ -50,7 +49,7 @@ struct RegisteredUser {
 
 /// Registers `count` fresh accounts through `POST /api/auth/register`.
 pub async fn register(base: &str, count: usize) -> anyhow::Result<Vec<BenchUser>> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let rest = Rest::new(base);
     let run = std::process::id();
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -64,18 +63,10 @@ pub async fn register(base: &str, count: usize) -> anyhow::Result<Vec<BenchUser>
                 "email": format!("bench-{run}-{nonce}-{i}@bench.example"),
                 "password": "bench-password",
             });
-            let req = Request::post(format!("{base}/api/auth/register"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.to_string())))?;
-            let client = client.clone();
+            let rest = rest.clone();
             tasks.push(tokio::spawn(async move {
-                let res = client.request(req).await?;
-                let status = res.status();
-                let bytes = res.into_body().collect().await?.to_bytes();
-                if !status.is_success() {
-                    bail!("register answered {status}: {}", String::from_utf8_lossy(&bytes));
-                }
-                let r: Registered = serde_json::from_slice(&bytes).context("register body")?;
+                let answer = rest.post("/api/auth/register", None, &body).await?;
+                let r: Registered = serde_json::from_value(answer).context("register body")?;
                 anyhow::Ok(BenchUser {
                     id: r.user.id,
                     token: r.token,

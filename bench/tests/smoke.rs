@@ -106,3 +106,95 @@ fn swapped_messages_are_counted_reordered() {
     assert_eq!(r["missing"], 0);
     assert_eq!(r["duplicated"], 0);
 }
+
+const GROUPS: u64 = 2;
+const MEMBERS: u64 = 5;
+const GROUP_MESSAGES: u64 = 10;
+
+/// Scenario 2 on a small scale: prints the fan-out line, then (with `big_members` ≥ 2)
+/// the big-group line. Against a faulty relay there is no warm-up message: the fault
+/// would act on it too (a held-back warm-up never arrives).
+fn run_groups(server: &Server, big_members: u64, warm_up: bool) -> Vec<Value> {
+    let mut generator = Command::new(env!("CARGO_BIN_EXE_realtime-chat-bench"));
+    generator
+        .args([
+            "groups",
+            "--url",
+            &server.1,
+            "--secret",
+            "smoke",
+            "--drain-secs",
+            "1",
+        ])
+        // One message in flight per sender, for the same reason as in `run_pairs`.
+        .args(["--groups", &GROUPS.to_string(), "--members", &MEMBERS.to_string()])
+        .args(["--messages", &GROUP_MESSAGES.to_string(), "--window", "1"])
+        .args(["--big-members", &big_members.to_string(), "--big-seconds", "2"])
+        .args(["--cool-down-secs", "0"]);
+    if !warm_up {
+        generator.arg("--no-warm-up");
+    }
+    let out = generator.output().expect("generator runs");
+    assert!(
+        out.status.success(),
+        "generator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    for line in &lines {
+        assert_eq!(
+            line["report"]["unanswered"], 0,
+            "every send was acknowledged: {line}"
+        );
+    }
+    lines.into_iter().map(|l| l["report"].clone()).collect()
+}
+
+/// Deliveries expected in the fan-out part: every member but the sender gets every message.
+const FANOUT: u64 = GROUPS * (MEMBERS - 1) * GROUP_MESSAGES;
+
+#[test]
+fn an_honest_relay_fans_out_clean() {
+    let reports = run_groups(&ceiling("none"), 5, true);
+    let [fanout, big] = &reports[..] else {
+        panic!("two result lines: {reports:?}")
+    };
+    assert_eq!(fanout["expected"], FANOUT);
+    assert_eq!(fanout["delivered"], FANOUT);
+    for r in [fanout, big] {
+        assert_eq!(r["missing"], 0, "{r}");
+        assert_eq!(r["duplicated"], 0, "{r}");
+        assert_eq!(r["reordered"], 0, "{r}");
+        assert!(
+            r["p99_all_ms"].as_f64().unwrap() > 0.0,
+            "latency to every member is measured"
+        );
+    }
+    // One message a second for two seconds, to four members.
+    assert_eq!(big["delivered"], 2 * 4);
+}
+
+#[test]
+fn dropped_group_messages_are_missing_for_every_member() {
+    let reports = run_groups(&ceiling("drop:5"), 0, false);
+    let r = &reports[0];
+    // Every 5th message of each sender reaches none of its group's other members.
+    let lost = GROUPS * (MEMBERS - 1) * GROUP_MESSAGES / 5;
+    assert_eq!(r["missing"], lost);
+    assert_eq!(r["delivered"], FANOUT - lost);
+    assert_eq!(r["members_incomplete"], GROUPS * (MEMBERS - 1));
+    assert_eq!(r["duplicated"], 0);
+    assert_eq!(r["reordered"], 0);
+}
+
+#[test]
+fn swapped_group_messages_are_counted_reordered_by_seq() {
+    let r = &run_groups(&ceiling("reorder"), 0, false)[0];
+    // Every two consecutive messages arrive swapped, at every member: half arrive late.
+    assert_eq!(r["reordered"], FANOUT / 2);
+    assert_eq!(r["missing"], 0);
+    assert_eq!(r["duplicated"], 0);
+}

@@ -13,8 +13,9 @@
 //! - `conversation_members.sent_since_read` replaces `unread_count`: the unread count is
 //!   `last_seq - read_seq - sent_since_read`, so a message to a 1,000-member group
 //!   updates one member row (the sender's), not a thousand.
-//! - `member_position_log`: one row per position move, so "when did member X read
-//!   message M" is the first `read` move of X to a seq ≥ M's. No foreign key: it is
+//! - `member_position_log`: one row per position move in a group, so "when did member
+//!   X read message M" is the first `read` move of X to a seq ≥ M's. (In a direct chat
+//!   the message's own receipts already answer it for the one other member.) No foreign key: it is
 //!   written in bulk by the writer, and member rows are never deleted.
 use sea_orm_migration::prelude::*;
 
@@ -65,12 +66,12 @@ const BACKFILL: [&str; 3] = [
 
 /// Partial indexes keep the aggregate receipts cheap: they only ever look at messages
 /// not yet delivered (read) to everyone (`messages_undelivered_idx` exists already).
-/// The two position indexes find a conversation's lowest positions without reading
-/// every member.
-const INDEXES: [&str; 4] = [
+/// The positions themselves are deliberately not indexed: they change with every
+/// delivery, and an index on them turns each such update into a new index entry (no
+/// in-place update on PostgreSQL); a conversation's lowest positions are found by
+/// reading its members through the primary key instead.
+const INDEXES: [&str; 2] = [
     "CREATE INDEX messages_unread_idx ON messages (conversation_id, seq) WHERE read_at IS NULL",
-    "CREATE INDEX conversation_members_delivered_idx ON conversation_members (conversation_id, delivered_seq)",
-    "CREATE INDEX conversation_members_read_idx ON conversation_members (conversation_id, read_seq)",
     "CREATE INDEX member_position_log_idx ON member_position_log (conversation_id, user_id, kind, seq)",
 ];
 
@@ -164,12 +165,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        for index in [
-            "messages_unread_idx",
-            "conversation_members_delivered_idx",
-            "conversation_members_read_idx",
-            "member_position_log_idx",
-        ] {
+        for index in ["messages_unread_idx", "member_position_log_idx"] {
             db.execute_unprepared(&format!("DROP INDEX {index}")).await?;
         }
         manager

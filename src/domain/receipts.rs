@@ -127,8 +127,8 @@ pub async fn of_message(
         .filter(|m| m.user_id != subject.sender_id && m.joined_at <= subject.sent_at)
         .map(|m| MemberReceipt {
             user_id: m.user_id,
-            // A position without a logged move predates the log: the message's own
-            // (then per-recipient) receipt is the answer.
+            // A position without a logged move is a direct chat's (not logged: its one
+            // other member's times are the message's own receipts) or predates the log.
             delivered_at: first(m.user_id, Position::Delivered).or_else(|| {
                 (m.delivered_seq >= subject.seq)
                     .then_some(subject.delivered_at)

@@ -28,6 +28,7 @@ pub struct Settled {
 struct MovedRow {
     conversation_id: i64,
     user_id: i64,
+    kind: String,
 }
 
 /// Moves each current member's position forward (never back); logs and returns the
@@ -65,12 +66,20 @@ pub async fn advance<C: ConnectionTrait>(
              FROM (VALUES {tuples}) AS v \
              WHERE conversation_members.conversation_id = v.column1 AND conversation_members.user_id = v.column2 \
                AND conversation_members.{column} < v.column3 AND conversation_members.left_at IS NULL \
-             RETURNING conversation_members.conversation_id, conversation_members.user_id"
+             RETURNING conversation_members.conversation_id, conversation_members.user_id, \
+               (SELECT c.kind FROM conversations c WHERE c.id = conversation_members.conversation_id) AS kind"
         ),
         values,
     ))
     .all(db)
     .await?;
+    // A direct chat has one other member, so its messages' own receipts already say
+    // exactly when that member had (read) them: only group moves need the log.
+    let in_groups: BTreeSet<(i64, i64)> = moved
+        .iter()
+        .filter(|r| r.kind == "group")
+        .map(|r| (r.conversation_id, r.user_id))
+        .collect();
     let moved: BTreeSet<(i64, i64)> = moved
         .into_iter()
         .map(|r| (r.conversation_id, r.user_id))
@@ -79,7 +88,12 @@ pub async fn advance<C: ConnectionTrait>(
         .into_iter()
         .filter(|m| moved.contains(&(m.conversation_id, m.user_id)))
         .collect();
-    log(db, position, &moves, now).await?;
+    let logged: Vec<Move> = moves
+        .iter()
+        .copied()
+        .filter(|m| in_groups.contains(&(m.conversation_id, m.user_id)))
+        .collect();
+    log(db, position, &logged, now).await?;
     Ok(moves)
 }
 

@@ -59,6 +59,8 @@ struct Writer {
     known_users: HashSet<i64>,
     /// Delivery reports not yet applied.
     reached: Vec<Move>,
+    /// The presence task's queue.
+    announcer: mpsc::UnboundedSender<(i64, Option<DateTime<Utc>>)>,
 }
 
 pub(super) struct Setup {
@@ -81,7 +83,10 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
         grace,
         catch_up_limit,
     } = setup;
+    let (announcer, changes) = mpsc::unbounded_channel();
+    tokio::spawn(announce_presence(db.clone(), out.clone(), changes));
     let mut w = Writer {
+        announcer,
         db,
         presence,
         typing,
@@ -509,18 +514,34 @@ impl Writer {
         let Some(last_seen) = self.presence.expire(user_id, generation) else {
             return;
         };
-        if let Err(e) = store::users::touch_last_seen(&self.db, user_id, last_seen).await {
-            tracing::warn!(error = ?e, user_id, "storing last_seen_at failed");
-        }
         self.announce_presence(user_id, Some(last_seen)).await;
     }
 
-    /// Tells everyone who shares a direct conversation with the user (group members are
-    /// not told: a member of a 1,000-member group would fan out a thousand events).
+    /// Hands the announcement to the presence task: its queries (last seen, contacts)
+    /// must not hold up sends when a thousand users go offline at once.
     async fn announce_presence(&mut self, user_id: i64, last_seen: Option<DateTime<Utc>>) {
-        match store::conversations::direct_contacts(&self.db, user_id).await {
+        let _ = self.announcer.send((user_id, last_seen));
+    }
+}
+
+/// Announces presence changes one after another, in the writer's order, off the
+/// writer's queue: stores `last_seen_at` for an offline user, then tells the people
+/// they have written to (group members are not told: a member of a 1,000-member group
+/// would fan out a thousand events).
+async fn announce_presence(
+    db: DatabaseConnection,
+    out: mpsc::UnboundedSender<Outcome>,
+    mut changes: mpsc::UnboundedReceiver<(i64, Option<DateTime<Utc>>)>,
+) {
+    while let Some((user_id, last_seen)) = changes.recv().await {
+        if let Some(at) = last_seen
+            && let Err(e) = store::users::touch_last_seen(&db, user_id, at).await
+        {
+            tracing::warn!(error = ?e, user_id, "storing last_seen_at failed");
+        }
+        match store::conversations::direct_contacts(&db, user_id).await {
             Ok(contacts) if !contacts.is_empty() => {
-                let _ = self.out.send(Outcome::Presence {
+                let _ = out.send(Outcome::Presence {
                     user_id,
                     online: last_seen.is_none(),
                     last_seen,
