@@ -54,6 +54,7 @@ enum UserCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    keep_large_allocations_returnable();
     let cli = Cli::parse();
     telemetry::init();
     let config = match Config::from_env() {
@@ -117,5 +118,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// argon2id allocates 19 MiB per hash. glibc serves allocations that large with mmap,
+/// but after the first one is freed it raises its mmap threshold (up to 32 MiB) and then
+/// serves them from per-thread heaps that keep the memory: a login flood left the
+/// process hundreds of MiB larger for good. A fixed threshold keeps them mmapped, so each
+/// hash's memory goes back to the system when it is done.
+fn keep_large_allocations_returnable() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; glibc applies it process-wide under its own locks.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
     }
 }
