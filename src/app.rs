@@ -115,6 +115,7 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
         presence,
         typing,
     };
+    state.limits.spawn_sweeper();
 
     let (sio_layer, io) = SocketIo::builder()
         .with_state(state.clone())

@@ -227,17 +227,15 @@ pub enum Target {
     DirectWith(i64),
 }
 
-/// The conversation `target` names and its members other than `user`, who must be a member.
-pub async fn audience(db: &DatabaseConnection, user: i64, target: Target) -> DomainResult<(i64, Vec<i64>)> {
+/// The conversation `target` names, which `user` must currently belong to. One row is
+/// read, however large the conversation: the members are reached through its room.
+pub async fn resolve(db: &DatabaseConnection, user: i64, target: Target) -> DomainResult<i64> {
     let conversation = match target {
         Target::Conversation(id) => id,
         Target::DirectWith(other) => store::conversations::direct_between(db, user, other)
             .await?
             .ok_or(DomainError::ConversationNotFound)?,
     };
-    let members = store::conversations::members(db, conversation).await?;
-    if !members.contains(&user) {
-        return Err(DomainError::ConversationNotFound);
-    }
-    Ok((conversation, members.into_iter().filter(|m| *m != user).collect()))
+    require_member(db, conversation, user).await?;
+    Ok(conversation)
 }

@@ -59,6 +59,23 @@ pub struct Limits {
     pub sockets: Arc<Sockets>,
 }
 
+impl Limits {
+    /// Drops the buckets of users who are back to a full bucket, every minute, so the
+    /// limiters hold only recently active users.
+    pub fn spawn_sweeper(&self) {
+        let limits = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                for rate in [&limits.sends, &limits.typing, &limits.sync] {
+                    rate.forget_idle();
+                }
+            }
+        });
+    }
+}
+
 /// Counts sockets per user and in total; a slot is held by an [`Admission`].
 pub struct Sockets {
     per_user: usize,

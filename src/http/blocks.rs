@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    error::{ApiError, ApiResult},
-    extract::{AuthUser, JsonBody},
+    error::ApiResult,
+    extract::{AuthUser, JsonBody, path_id},
 };
 use crate::{domain::contacts, state::AppState, wire::iso};
 
@@ -98,11 +98,7 @@ pub async fn unblock(
     AuthUser(me): AuthUser,
     Path(user): Path<String>,
 ) -> ApiResult<Json<BlockList>> {
-    let user = user
-        .parse()
-        .ok()
-        .filter(|id: &i64| *id > 0)
-        .ok_or_else(|| ApiError::BadRequest("user id must be a positive integer".into()))?;
+    let user = path_id(&user, "user")?;
     contacts::unblock(&state.db, me, user).await?;
     list_of(&state, me).await
 }

@@ -58,6 +58,15 @@ impl FromRequestParts<AppState> for Bearer {
     }
 }
 
+/// An id taken from the URL path (`/api/groups/{id}`): a positive integer, or a 400
+/// naming `what` (read as text so the error is ours, not axum's).
+pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::BadRequest(format!("{what} id must be a positive integer")))
+}
+
 /// A JSON body whose rejections read as `{ "error" }`.
 pub struct JsonBody<T>(pub T);
 

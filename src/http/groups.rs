@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{
     error::{ApiError, ApiResult},
-    extract::{AuthUser, JsonBody},
+    extract::{AuthUser, JsonBody, path_id},
 };
 use crate::{
     domain::groups::{GroupView, Role},
@@ -312,15 +312,9 @@ pub async fn leave(
 }
 
 fn group_id(raw: &str) -> ApiResult<i64> {
-    raw.parse()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::BadRequest("group id must be a positive integer".into()))
+    path_id(raw, "group")
 }
 
 fn user_id(raw: &str) -> ApiResult<i64> {
-    raw.parse()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::BadRequest("user id must be a positive integer".into()))
+    path_id(raw, "user")
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::{
     error::{ApiError, ApiResult},
-    extract::{AuthUser, QueryParams},
+    extract::{AuthUser, QueryParams, path_id},
 };
 use crate::{
     domain::{
@@ -174,11 +174,7 @@ pub async fn receipts(
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ReceiptList>> {
-    let id = id
-        .parse()
-        .ok()
-        .filter(|id: &i64| *id > 0)
-        .ok_or_else(|| ApiError::BadRequest("message id must be a positive integer".into()))?;
+    let id = path_id(&id, "message")?;
     let r = receipts::of_message(&state.db, me, id).await?;
     Ok(Json(ReceiptList {
         message_id: r.message_id,

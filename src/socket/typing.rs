@@ -78,7 +78,7 @@ async fn resolve(
             ));
         }
     };
-    let (conversation, _others) = conversations::audience(&state.db, me, target).await?;
+    let conversation = conversations::resolve(&state.db, me, target).await?;
     Ok((conversation, p.is_typing))
 }
 

@@ -387,20 +387,6 @@ pub async fn direct_contacts<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::R
     .collect())
 }
 
-/// The current members of a conversation (empty if it does not exist).
-pub async fn members<C: ConnectionTrait>(db: &C, conversation: i64) -> anyhow::Result<Vec<i64>> {
-    Ok(UserIdRow::find_by_statement(stmt(
-        db,
-        "SELECT user_id FROM conversation_members WHERE conversation_id = $1 AND left_at IS NULL",
-        [conversation.into()],
-    ))
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|r| r.user_id)
-    .collect())
-}
-
 #[derive(FromQueryResult)]
 struct ConversationIdRow {
     id: i64,

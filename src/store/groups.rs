@@ -112,26 +112,21 @@ pub async fn update<C: ConnectionTrait>(
     name: Option<&str>,
     description: Option<&str>,
 ) -> anyhow::Result<()> {
-    if let Some(name) = name {
-        db.execute_raw(stmt(
-            db,
-            "UPDATE conversations SET name = $1 WHERE id = $2",
-            [name.into(), group.into()],
-        ))
-        .await?;
-    }
-    if let Some(description) = description {
-        db.execute_raw(stmt(
-            db,
-            "UPDATE conversations SET description = $1 WHERE id = $2",
-            [description.into(), group.into()],
-        ))
-        .await?;
-    }
+    db.execute_raw(stmt(
+        db,
+        "UPDATE conversations SET name = COALESCE($1, name), description = COALESCE($2, description) \
+         WHERE id = $3",
+        [
+            name.map(str::to_owned).into(),
+            description.map(str::to_owned).into(),
+            group.into(),
+        ],
+    ))
+    .await?;
     Ok(())
 }
 
-/// Makes `user` a current member with `role`. A returning member gets their old row
+/// Makes `user` a current (plain) member. A returning member gets their old row
 /// back. Either way their positions start at the newest message: no backlog of what
 /// was sent before they (re)joined, and nothing unread.
 pub async fn add_member<C: ConnectionTrait>(

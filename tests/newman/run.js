@@ -8,27 +8,19 @@
 // NEWMAN_ITERATIONS (default 2) runs the collection that many times against the same
 // server: the second run proves it can be re-run (unique e-mails per run).
 
-import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import newman from "newman";
+import { startFreshServer } from "../lib/fresh-server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const postmanDir = path.resolve(here, "../../postman");
 const collection = path.join(postmanDir, "realtime-chat.postman_collection.json");
 const environment = path.join(postmanDir, "realtime-chat.postman_environment.json");
 
-const serverBinary =
-  process.env.RC_BIN ?? path.join(homedir(), ".cache/realtime-chat-target/debug/realtime-chat");
-const READY_LINE = /^realtime-chat listening on 127\.0\.0\.1:(\d+)\s*$/;
-const START_TIMEOUT_MS = Number(process.env.RC_START_TIMEOUT_MS ?? 60_000);
 const ITERATIONS = Number(process.env.NEWMAN_ITERATIONS ?? 2);
 
-const server = await startServer();
+const server = await startFreshServer("newman");
 let failed = true;
 try {
   const summary = await runCollection(server.url);
@@ -70,74 +62,4 @@ function runCollection(baseUrl) {
       (err, summary) => (err ? reject(err) : resolve(summary)),
     );
   });
-}
-
-async function startServer() {
-  const workDir = await mkdtemp(path.join(tmpdir(), "rc-newman-"));
-  const child = spawn(serverBinary, ["serve"], {
-    // A scratch working directory, so no .env from the repository is read.
-    cwd: workDir,
-    env: {
-      ...process.env,
-      DATABASE_URL: `sqlite://${path.join(workDir, "chat.db")}?mode=rwc`,
-      JWT_SECRET: randomBytes(32).toString("hex"),
-      HOST: "127.0.0.1",
-      PORT: "0",
-      RUST_LOG: process.env.RC_RUST_LOG ?? "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const log = [];
-  createInterface({ input: child.stderr }).on("line", (line) => {
-    if (process.env.RC_SERVER_LOG) process.stderr.write(`[server] ${line}\n`);
-    log.push(line);
-    if (log.length > 200) log.shift();
-  });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.on("exit", killOnExit);
-
-  const stop = async () => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    process.off("exit", killOnExit);
-    await rm(workDir, { recursive: true, force: true });
-  };
-
-  try {
-    const port = await new Promise((resolve, reject) => {
-      const fail = (why) => {
-        clearTimeout(timer);
-        reject(new Error(`${why}\n--- server stderr (tail) ---\n${log.slice(-30).join("\n")}`));
-      };
-      const timer = setTimeout(
-        () => fail(`server did not print its listening line within ${START_TIMEOUT_MS} ms`),
-        START_TIMEOUT_MS,
-      );
-      child.once("error", (err) => fail(`could not start ${serverBinary}: ${err.message}`));
-      child.once("exit", (code, signal) =>
-        fail(`server exited during start-up (code ${code}, signal ${signal})`),
-      );
-      createInterface({ input: child.stdout }).on("line", (line) => {
-        const match = READY_LINE.exec(line);
-        if (match) {
-          clearTimeout(timer);
-          child.removeAllListeners("exit");
-          child.removeAllListeners("error");
-          resolve(Number(match[1]));
-        }
-      });
-    });
-    const url = `http://127.0.0.1:${port}`;
-    console.log(`==> realtime-chat (${serverBinary}) on SQLite at ${url}`);
-    return { url, log, stop };
-  } catch (err) {
-    await stop();
-    console.error(err.message);
-    process.exit(1);
-  }
 }

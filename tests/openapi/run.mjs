@@ -18,18 +18,13 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { homedir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
+import { startFreshServer } from "../lib/fresh-server.mjs";
 
 const SCHEMATHESIS_VERSION = "4.32.5";
 const venv = process.env.RC_VENV ?? path.join(homedir(), ".cache/realtime-chat-venv");
 const schemathesis = path.join(venv, "bin", "schemathesis");
-const serverBinary =
-  process.env.RC_BIN ?? path.join(homedir(), ".cache/realtime-chat-target/debug/realtime-chat");
-const READY_LINE = /^realtime-chat listening on 127\.0\.0\.1:(\d+)\s*$/;
-const START_TIMEOUT_MS = Number(process.env.RC_START_TIMEOUT_MS ?? 60_000);
 // Test cases per operation and phase: keeps the whole run around a minute on two cores.
 const MAX_EXAMPLES = process.env.SCHEMATHESIS_MAX_EXAMPLES ?? "25";
 const SEED = process.env.SCHEMATHESIS_SEED;
@@ -44,7 +39,7 @@ if (!ensureSchemathesis()) {
   process.exit(0);
 }
 
-const server = await startServer();
+const server = await startFreshServer("openapi");
 let failed = true;
 try {
   const document = `${server.url}/api/openapi.json`;
@@ -145,74 +140,4 @@ function run(document, token, extra) {
     child.once("error", reject);
     child.once("exit", (code) => resolve(code ?? 1));
   });
-}
-
-async function startServer() {
-  const workDir = await mkdtemp(path.join(tmpdir(), "rc-openapi-"));
-  const child = spawn(serverBinary, ["serve"], {
-    // A scratch working directory, so no .env from the repository is read.
-    cwd: workDir,
-    env: {
-      ...process.env,
-      DATABASE_URL: `sqlite://${path.join(workDir, "chat.db")}?mode=rwc`,
-      JWT_SECRET: randomBytes(32).toString("hex"),
-      HOST: "127.0.0.1",
-      PORT: "0",
-      RUST_LOG: process.env.RC_RUST_LOG ?? "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const log = [];
-  createInterface({ input: child.stderr }).on("line", (line) => {
-    if (process.env.RC_SERVER_LOG) process.stderr.write(`[server] ${line}\n`);
-    log.push(line);
-    if (log.length > 200) log.shift();
-  });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.on("exit", killOnExit);
-
-  const stop = async () => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    process.off("exit", killOnExit);
-    await rm(workDir, { recursive: true, force: true });
-  };
-
-  try {
-    const port = await new Promise((resolve, reject) => {
-      const fail = (why) => {
-        clearTimeout(timer);
-        reject(new Error(`${why}\n--- server stderr (tail) ---\n${log.slice(-30).join("\n")}`));
-      };
-      const timer = setTimeout(
-        () => fail(`server did not print its listening line within ${START_TIMEOUT_MS} ms`),
-        START_TIMEOUT_MS,
-      );
-      child.once("error", (err) => fail(`could not start ${serverBinary}: ${err.message}`));
-      child.once("exit", (code, signal) =>
-        fail(`server exited during start-up (code ${code}, signal ${signal})`),
-      );
-      createInterface({ input: child.stdout }).on("line", (line) => {
-        const match = READY_LINE.exec(line);
-        if (match) {
-          clearTimeout(timer);
-          child.removeAllListeners("exit");
-          child.removeAllListeners("error");
-          resolve(Number(match[1]));
-        }
-      });
-    });
-    const url = `http://127.0.0.1:${port}`;
-    console.log(`==> realtime-chat (${serverBinary}) on SQLite at ${url}`);
-    return { url, log, stop };
-  } catch (err) {
-    await stop();
-    console.error(err.message);
-    process.exit(1);
-  }
 }
