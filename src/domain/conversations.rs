@@ -10,7 +10,7 @@ use super::{
 pub use crate::store::conversations::ListCursor;
 use crate::store::{
     self,
-    conversations::{ConversationSummary, HistoryMessage, SeqCursor},
+    conversations::{ConversationSummary, HistoryMessage, SeqRange},
 };
 
 /// The most messages one history page returns.
@@ -101,42 +101,41 @@ pub async fn history(
     })
 }
 
-/// Where a history page starts.
-#[derive(Debug, Clone, Copy)]
-pub enum Cursor {
-    /// The seed's form: skip this many, newest first.
-    Offset(u64),
-    /// Messages after this seq, oldest first (catching up).
-    AfterSeq(i64),
-    /// Messages before this seq, newest first (scrolling back).
-    BeforeSeq(i64),
+/// Which messages a history page reads.
+///
+/// Each parameter narrows or shifts the page, so every combination means something:
+/// `after_seq` and `before_seq` bound the seqs (both: the messages strictly between),
+/// and `offset` skips that many from where the page starts. The page starts at its
+/// lower bound (oldest first) when `after_seq` is given, since that is how a client
+/// catches up or fills a gap; otherwise at the newest message (newest first), as the
+/// seed's offset form and scrolling back with `before_seq` do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryQuery {
+    pub after_seq: Option<i64>,
+    pub before_seq: Option<i64>,
+    pub offset: u64,
 }
 
-/// A page of history from `cursor`; `limit` is capped at [`MAX_PAGE`].
+/// A page of history; `limit` is capped at [`MAX_PAGE`].
 pub async fn page(
     db: &DatabaseConnection,
     user: i64,
     conversation: i64,
     limit: u64,
-    cursor: Cursor,
+    query: HistoryQuery,
 ) -> DomainResult<Page> {
     let limit = limit.clamp(1, MAX_PAGE);
-    match cursor {
-        Cursor::Offset(offset) => history(db, user, conversation, limit, offset).await,
-        Cursor::AfterSeq(seq) => seq_page(db, user, conversation, SeqCursor::After(seq), limit).await,
-        Cursor::BeforeSeq(seq) => seq_page(db, user, conversation, SeqCursor::Before(seq), limit).await,
+    if query.after_seq.is_none() && query.before_seq.is_none() {
+        return history(db, user, conversation, limit, query.offset).await;
     }
-}
-
-async fn seq_page(
-    db: &DatabaseConnection,
-    user: i64,
-    conversation: i64,
-    cursor: SeqCursor,
-    limit: u64,
-) -> DomainResult<Page> {
     let total = member_total(db, conversation, user).await?;
-    let (messages, has_more) = store::conversations::page_by_seq(db, conversation, cursor, limit).await?;
+    let range = SeqRange {
+        after: query.after_seq,
+        before: query.before_seq,
+        oldest_first: query.after_seq.is_some(),
+    };
+    let (messages, has_more) =
+        store::conversations::page_by_seq(db, conversation, range, query.offset, limit).await?;
     Ok(Page {
         messages,
         total,

@@ -16,8 +16,8 @@ use crate::{
 #[derive(Serialize, ToSchema)]
 pub struct ConversationList {
     conversations: Vec<ConversationItem>,
-    /// With `limit`: where the next page starts (null on the last page). Absent in the
-    /// seed's unpaginated form.
+    /// With `limit` or `cursor`: where the next page starts (null on the last page).
+    /// Absent in the seed's unpaginated form.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<Option<String>>,
 }
@@ -52,7 +52,7 @@ struct LastMessage {
     get,
     path = "/api/conversations",
     tag = "conversations",
-    params(("limit" = Option<i64>, Query, description = "page size (1–200, larger values are capped); without it, every conversation", minimum = 1), ("cursor" = Option<String>, Query, description = "a previous page's `next_cursor` (needs `limit`)", pattern = r"^([0-9]{1,16}\.[0-9]{1,18})?$")),
+    params(("limit" = Option<i64>, Query, description = "page size (1–200, larger values are capped); without it, every conversation", minimum = 1), ("cursor" = Option<String>, Query, description = "a previous page's `next_cursor`; without `limit`, the page is of the largest size (200)", pattern = r"^([0-9]{1,16}\.[0-9]{1,18})?$")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the caller's conversations, most recently updated first", body = ConversationList),
@@ -61,17 +61,19 @@ struct LastMessage {
     )
 )]
 /// `GET /api/conversations`: most recently updated first; all of them, or with
-/// `limit` (1–200) a page, and `cursor` (a previous page's `next_cursor`) for the next.
+/// `limit` (1–200) a page, and `cursor` (a previous page's `next_cursor`) for the next
+/// (a cursor alone reads a page of 200).
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     params: QueryParams,
 ) -> ApiResult<Response> {
-    let page = match (params.optional("limit")?, params.text("cursor")) {
+    let cursor = params.text("cursor").map(parse_cursor).transpose()?;
+    let page = match (params.optional("limit")?, cursor) {
         (None, None) => None,
-        (None, Some(_)) => return Err(ApiError::BadRequest("`cursor` needs `limit`".into())),
         (Some(0), _) => return Err(ApiError::BadRequest("`limit` must be at least 1".into())),
-        (Some(limit), cursor) => Some((limit as u64, cursor.map(parse_cursor).transpose()?)),
+        // A cursor asks for a page; without `limit`, the largest one.
+        (limit, cursor) => Some((limit.map_or(conversations::MAX_LIST_PAGE, |l| l as u64), cursor)),
     };
     let paged = page.is_some();
     let rows = conversations::list(&state.db, &state.presence, me, page).await?;

@@ -36,15 +36,18 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge
             }
-            JsonRejection::JsonDataError(e) => {
-                ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
-            }
+            JsonRejection::JsonDataError(e) => ApiError::invalid_body(&e.body_text()),
             _ => ApiError::BadRequest("request body must be valid JSON".into()),
         }
     }
 }
 
 impl ApiError {
+    /// A JSON body of the wrong shape; `detail` says where and why.
+    pub fn invalid_body(detail: &str) -> ApiError {
+        ApiError::BadRequest(format!("invalid request body: {detail}"))
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

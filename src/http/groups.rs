@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     extract::{AuthUser, JsonBody, path_id},
 };
 use crate::{
@@ -158,7 +158,6 @@ pub async fn get(
     Ok(Json(state.groups.view(me, group_id(&id)?).await?.into()))
 }
 
-/// `PATCH /api/groups/{id}`
 #[utoipa::path(
     patch,
     path = "/api/groups/{id}",
@@ -167,7 +166,7 @@ pub async fn get(
     request_body = UpdateBody,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the group as it now is", body = GroupBody),
+        (status = 200, description = "the group as it now is (`{}` changes nothing and answers the group as it is)", body = GroupBody),
         crate::http::openapi::BadBody,
         crate::http::openapi::Unauthenticated,
         crate::http::openapi::Forbidden,
@@ -175,15 +174,13 @@ pub async fn get(
         crate::http::openapi::Unprocessable,
     )
 )]
+/// `PATCH /api/groups/{id}`: the fields given change; absent (or null) ones stay.
 pub async fn update(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> ApiResult<Json<GroupBody>> {
-    if body.name.is_none() && body.description.is_none() {
-        return Err(ApiError::BadRequest("give name and/or description".into()));
-    }
     let group = state
         .groups
         .update(
@@ -271,7 +268,7 @@ pub async fn remove_member(
         crate::http::openapi::Unauthenticated,
         crate::http::openapi::Forbidden,
         crate::http::openapi::NotFound,
-        crate::http::openapi::Unprocessable,
+        (status = 422, description = "a role other than admin, member or owner, or the owner changing their own role (ownership passes by making another member the owner)", body = crate::http::openapi::ErrorBody),
     )
 )]
 pub async fn set_role(

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     domain::{
-        conversations::{self, Cursor},
+        conversations::{self, HistoryQuery},
         receipts,
     },
     state::AppState,
@@ -62,7 +62,13 @@ impl From<HistoryMessage> for MessageItem {
     get,
     path = "/api/messages",
     tag = "messages",
-    params(("conversation_id" = i64, Query, minimum = 0), ("limit" = Option<i64>, Query, description = "page size, 1–100 (larger values are capped); default 50", minimum = 1), ("offset" = Option<i64>, Query, description = "newest first, skipping this many (the default form)", minimum = 0), ("after_seq" = Option<i64>, Query, description = "messages after this seq, oldest first; not with `offset` or `before_seq`", minimum = 0), ("before_seq" = Option<i64>, Query, description = "messages before this seq, newest first; not with `offset` or `after_seq`", minimum = 0)),
+    params(
+        ("conversation_id" = i64, Query, minimum = 0),
+        ("limit" = Option<i64>, Query, description = "page size, 1–100 (larger values are capped); default 50", minimum = 1),
+        ("offset" = Option<i64>, Query, description = "skip this many messages from where the page starts (default 0)", minimum = 0),
+        ("after_seq" = Option<i64>, Query, description = "only messages with a larger seq; the page then reads oldest first", minimum = 0),
+        ("before_seq" = Option<i64>, Query, description = "only messages with a smaller seq; newest first unless `after_seq` is given too (then the messages strictly between, oldest first)", minimum = 0),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "one page of history", body = MessagePage),
@@ -72,7 +78,8 @@ impl From<HistoryMessage> for MessageItem {
     )
 )]
 /// `GET /api/messages?conversation_id=X&limit=50&offset=0`: newest first. Cursor forms:
-/// `after_seq=N` (oldest first) and `before_seq=N` (newest first).
+/// `after_seq=N` (oldest first), `before_seq=N` (newest first), both (the range between,
+/// oldest first); `offset` skips from where any of them starts (see `HistoryQuery`).
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -83,21 +90,12 @@ pub async fn history(
     if limit < 1 {
         return Err(ApiError::BadRequest("`limit` must be at least 1".into()));
     }
-    let cursor = match (
-        params.optional("after_seq")?,
-        params.optional("before_seq")?,
-        params.optional("offset")?,
-    ) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "use one of `offset`, `after_seq`, `before_seq`".into(),
-            ));
-        }
-        (Some(after), None, None) => Cursor::AfterSeq(after),
-        (None, Some(before), None) => Cursor::BeforeSeq(before),
-        (None, None, offset) => Cursor::Offset(offset.unwrap_or(0) as u64),
+    let query = HistoryQuery {
+        after_seq: params.optional("after_seq")?,
+        before_seq: params.optional("before_seq")?,
+        offset: params.optional("offset")?.unwrap_or(0) as u64,
     };
-    let page = conversations::page(&state.db, me, conversation, limit as u64, cursor).await?;
+    let page = conversations::page(&state.db, me, conversation, limit as u64, query).await?;
     Ok(Json(MessagePage {
         messages: page.messages.into_iter().map(Into::into).collect(),
         total: page.total,

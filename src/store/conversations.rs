@@ -165,34 +165,40 @@ pub async fn page_by_offset<C: ConnectionTrait>(
     .await?)
 }
 
-/// Which side of a seq a cursor page reads.
+/// The seqs a cursor page may read: strictly between `after` and `before`, each bound
+/// optional, and which end the page starts from.
 #[derive(Debug, Clone, Copy)]
-pub enum SeqCursor {
-    /// Messages after this seq, oldest first.
-    After(i64),
-    /// Messages before this seq, newest first.
-    Before(i64),
+pub struct SeqRange {
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    /// Oldest first (from `after` up) or newest first (from `before` down).
+    pub oldest_first: bool,
 }
 
-/// Up to `limit` messages from `cursor`; and whether more lie beyond them.
+/// Up to `limit` messages of `range`, skipping the first `skip` in its order; and whether
+/// more lie beyond them. A missing bound is the widest one, so every form is one query.
 pub async fn page_by_seq<C: ConnectionTrait>(
     db: &C,
     conversation: i64,
-    cursor: SeqCursor,
+    range: SeqRange,
+    skip: u64,
     limit: u64,
 ) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
-    let (condition, order, seq) = match cursor {
-        SeqCursor::After(seq) => ("seq > $2", "ASC", seq),
-        SeqCursor::Before(seq) => ("seq < $2", "DESC", seq),
-    };
+    let order = if range.oldest_first { "ASC" } else { "DESC" };
     // One extra row tells whether there is more.
     let mut messages = HistoryMessage::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND {condition} \
-             ORDER BY seq {order} LIMIT $3"
+            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
+             ORDER BY seq {order} LIMIT $4 OFFSET $5"
         ),
-        [conversation.into(), seq.into(), (limit as i64 + 1).into()],
+        [
+            conversation.into(),
+            range.after.unwrap_or(i64::MIN).into(),
+            range.before.unwrap_or(i64::MAX).into(),
+            (limit as i64 + 1).into(),
+            (skip.min(i64::MAX as u64) as i64).into(),
+        ],
     ))
     .all(db)
     .await?;

@@ -181,7 +181,7 @@ impl Groups {
         })
     }
 
-    /// Renames and/or re-describes the group (owner and admins).
+    /// Renames and/or re-describes the group (owner and admins); neither changes nothing.
     pub async fn update(
         &self,
         caller: i64,
@@ -191,6 +191,13 @@ impl Groups {
     ) -> DomainResult<GroupView> {
         let name = name.map(GroupName::parse).transpose()?;
         let description = description.map(GroupDescription::parse).transpose()?;
+        if name.is_none() && description.is_none() {
+            // Nothing to change (as in JSON merge patch, RFC 7396): the group as it is,
+            // after the same checks a change gets, with no write and no event.
+            let view = self.view(caller, group).await?;
+            roles::may_manage(role_of(&view.members, caller)?)?;
+            return Ok(view);
+        }
         let txn = store::begin_write(&self.db).await?;
         let members = self.locked_members(&txn, group).await?;
         roles::may_manage(role_of(&members, caller)?)?;
