@@ -2,7 +2,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Json, Router, extract::DefaultBodyLimit, http::StatusCode};
+use axum::{Json, Router, extract::DefaultBodyLimit, http::StatusCode, serve::ListenerExt};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use socketioxide::{ParserConfig, SocketIo};
@@ -19,7 +19,7 @@ use crate::{
     domain::{
         groups::Groups,
         hashing::Hasher,
-        limits::{Limits, Sockets, UserRate},
+        limits::{Connections, Limits, Sockets, UserRate},
         messaging::Messaging,
         presence::Presence,
         sessions::Sessions,
@@ -65,6 +65,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // One plain line on stdout, so scripts and tests can find a random port.
     println!("realtime-chat listening on {addr}");
     tracing::info!(%addr, "listening");
+    // Without TCP_NODELAY, a small frame written right after another (the ping that asks
+    // for proof of receipt after a message) waits for the client's delayed ACK: ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+        }
+    });
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -105,7 +112,7 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
             sends: UserRate::new(config.rate_sends_per_sec, config.rate_sends_burst),
             typing: UserRate::new(config.rate_typing_per_sec, 2 * config.rate_typing_per_sec),
             sync: UserRate::new(config.rate_sync_per_sec, 2 * config.rate_sync_per_sec),
-            sockets: Sockets::new(config.max_sockets_per_user, config.max_connections),
+            sockets: Sockets::new(config.max_sockets_per_user),
         },
         db,
         jwt,
@@ -119,6 +126,8 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
 
     let (sio_layer, io) = SocketIo::builder()
         .with_state(state.clone())
+        // Which messages each connection was handed, for its client's reconnect.
+        .with_state(Arc::new(socket::proof::Recovery::default()))
         .max_payload(config.max_message_bytes as u64 + PACKET_OVERHEAD)
         // The defaults accept 64 MiB messages and 16 MiB frames, read whole before any
         // check, even from a socket that never authenticates: nothing we accept is near that.
@@ -137,6 +146,8 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
         .max_buffer_size(8 * 1024)
         // An Engine.IO session that never sends a Socket.IO CONNECT is closed.
         .connect_timeout(config.connect_timeout)
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
         .build_layer();
     socket::register(&io);
     tokio::spawn(socket::dispatch::run(io, state.clone(), outcomes));
@@ -153,6 +164,10 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
                 .layer(cors(&config.cors_origins))
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
                 .layer(MapRequestLayer::new(socket::request_copy::detach_head))
+                .layer(axum::middleware::from_fn_with_state(
+                    Connections::new(config.max_connections),
+                    socket::handshake::admit,
+                ))
                 .layer(sio_layer),
         )
 }

@@ -64,6 +64,15 @@ pub struct Config {
     pub max_connections: usize,
     /// How long an Engine.IO session may go without a Socket.IO CONNECT.
     pub connect_timeout: Duration,
+    /// Engine.IO heartbeat: a ping this often, and a socket whose pong is this late is
+    /// closed. A silently dropped connection is noticed within their sum when idle, and
+    /// within the timeout once a message is waiting for its proof of receipt.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Bytes of messages emitted to one socket and not yet shown received (0: off); past
+    /// it a live socket is disconnected (it catches up when it reconnects) and a
+    /// catch-up page stops early.
+    pub socket_buffer_bytes: usize,
     /// Where `/metrics` is served instead of the public port (None: on the public port).
     pub metrics_addr: Option<SocketAddr>,
     /// How log lines are written (the subscriber is set up before this is read; see
@@ -155,6 +164,13 @@ impl Config {
             }
             Ok(Duration::from_millis(ms))
         };
+        // A heartbeat of 0 would mean no heartbeat at all, and no proof of receipt.
+        let positive_millis = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            match millis(name, default)? {
+                d if d.is_zero() => Err(bad(name, "must be at least 1")),
+                d => Ok(d),
+            }
+        };
         let metrics_addr = match var("METRICS_ADDR") {
             None => None,
             Some(v) => Some(v.trim().parse::<SocketAddr>().map_err(|_| {
@@ -205,6 +221,9 @@ impl Config {
                 d if d.is_zero() => Duration::from_secs(45),
                 d => d,
             },
+            ping_interval: positive_millis("PING_INTERVAL_MS", 10_000)?,
+            ping_timeout: positive_millis("PING_TIMEOUT_MS", 5_000)?,
+            socket_buffer_bytes: parse("SOCKET_BUFFER_BYTES", 4 * 1024 * 1024)?,
             hash_concurrency,
             hash_queue,
             metrics_addr,

@@ -85,12 +85,12 @@ fn describe() {
     describe_counter!(MESSAGES_STORED, "New messages committed.");
     describe_counter!(
         MESSAGES_DELIVERED,
-        "Messages handed live to a device (one per device)."
+        "Messages a device has shown it received (one per device; see docs/PROTOCOL.md, Delivery guarantee)."
     );
     describe_histogram!(
         DELIVERY_LATENCY,
         Unit::Seconds,
-        "From a message's sent_at to its hand-over to a live device."
+        "From a message's sent_at to a device's proof of receipt (the pong after it)."
     );
     describe_histogram!(WRITER_BATCH_SIZE, Unit::Count, "Messages per writer transaction.");
     describe_histogram!(
@@ -123,7 +123,7 @@ fn describe() {
 
 /// Publishes the configured limits, so dashboards can draw them beside what they bound.
 pub fn record_limits(config: &Config) {
-    let limits: [(&'static str, f64); 12] = [
+    let limits: [(&'static str, f64); 15] = [
         ("rate_sends_per_sec", config.rate_sends_per_sec.into()),
         ("rate_sends_burst", config.rate_sends_burst.into()),
         ("rate_typing_per_sec", config.rate_typing_per_sec.into()),
@@ -136,6 +136,9 @@ pub fn record_limits(config: &Config) {
         ("max_message_bytes", config.max_message_bytes as f64),
         ("catch_up_limit", config.catch_up_limit as f64),
         ("connect_timeout_seconds", config.connect_timeout.as_secs_f64()),
+        ("ping_interval_seconds", config.ping_interval.as_secs_f64()),
+        ("ping_timeout_seconds", config.ping_timeout.as_secs_f64()),
+        ("socket_buffer_bytes", config.socket_buffer_bytes as f64),
     ];
     for (name, value) in limits {
         gauge!(LIMIT, "name" => name).set(value);

@@ -1,5 +1,5 @@
 //! Limits that keep one user (or one address) from costing everyone else: sends,
-//! typing and `sync` per user as token buckets, and sockets per user and in total.
+//! typing and `sync` per user as token buckets, sockets per user, and connections in total.
 use std::{
     collections::HashMap,
     num::NonZeroU32,
@@ -76,11 +76,9 @@ impl Limits {
     }
 }
 
-/// Counts sockets per user and in total; a slot is held by an [`Admission`].
+/// Counts sockets per user; a slot is held by an [`Admission`].
 pub struct Sockets {
     per_user: usize,
-    total: usize,
-    now: AtomicUsize,
     by_user: Mutex<HashMap<i64, usize>>,
 }
 
@@ -89,17 +87,13 @@ pub struct Sockets {
 pub enum SocketRefusal {
     #[error("too many connections for this user")]
     PerUser,
-    #[error("server connection limit reached")]
-    Total,
 }
 
 impl Sockets {
-    /// Limits of 0 are off.
-    pub fn new(per_user: usize, total: usize) -> Arc<Self> {
+    /// A limit of 0 is off.
+    pub fn new(per_user: usize) -> Arc<Self> {
         Arc::new(Sockets {
             per_user,
-            total,
-            now: AtomicUsize::new(0),
             by_user: Mutex::new(HashMap::new()),
         })
     }
@@ -107,24 +101,15 @@ impl Sockets {
     /// Takes a slot for one of `user`'s sockets, released when the admission is dropped.
     pub fn admit(self: &Arc<Self>, user: i64) -> Result<Admission, SocketRefusal> {
         let mut by_user = self.by_user.lock().expect("socket count lock poisoned");
-        if self.total != 0 && self.now.load(Ordering::SeqCst) >= self.total {
-            return Err(SocketRefusal::Total);
-        }
         let count = by_user.entry(user).or_default();
         if self.per_user != 0 && *count >= self.per_user {
             return Err(SocketRefusal::PerUser);
         }
         *count += 1;
-        self.now.fetch_add(1, Ordering::SeqCst);
         Ok(Admission {
             sockets: self.clone(),
             user,
         })
-    }
-
-    /// Sockets admitted now.
-    pub fn count(&self) -> usize {
-        self.now.load(Ordering::SeqCst)
     }
 }
 
@@ -143,7 +128,52 @@ impl Drop for Admission {
                 by_user.remove(&self.user);
             }
         }
-        self.sockets.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts open connections, authenticated or not, against `MAX_CONNECTIONS`.
+pub struct Connections {
+    max: usize,
+    open: AtomicUsize,
+}
+
+impl Connections {
+    /// A limit of 0 is off.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Connections {
+            max,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// A slot for one more connection, freed when the last clone of it is dropped; none
+    /// when the limit is reached.
+    pub fn admit(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let taken = self
+            .open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                (self.max == 0 || open < self.max).then_some(open + 1)
+            });
+        taken
+            .ok()
+            .map(|_| ConnectionSlot(Arc::new(SlotInner(self.clone()))))
+    }
+
+    /// Connections open now.
+    pub fn count(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// One connection's slot; clones share it (request extensions must be `Clone`).
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<SlotInner>);
+
+struct SlotInner(Arc<Connections>);
+
+impl Drop for SlotInner {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -168,15 +198,28 @@ mod tests {
     }
 
     #[test]
-    fn sockets_are_counted_per_user_and_in_total() {
-        let sockets = Sockets::new(2, 3);
+    fn sockets_are_counted_per_user() {
+        let sockets = Sockets::new(2);
         let a1 = sockets.admit(1).unwrap();
         let _a2 = sockets.admit(1).unwrap();
         assert_eq!(sockets.admit(1).err(), Some(SocketRefusal::PerUser));
-        let _b1 = sockets.admit(2).unwrap();
-        assert_eq!(sockets.admit(3).err(), Some(SocketRefusal::Total));
+        assert!(sockets.admit(2).is_ok(), "users have their own count");
         drop(a1);
-        assert_eq!(sockets.count(), 2);
         assert!(sockets.admit(1).is_ok(), "a closed socket frees its slot");
+    }
+
+    #[test]
+    fn connections_are_counted_until_the_last_clone_of_a_slot_goes() {
+        let connections = Connections::new(2);
+        let a = connections.admit().unwrap();
+        let a_kept = a.clone();
+        let _b = connections.admit().unwrap();
+        assert!(connections.admit().is_none());
+        drop(a);
+        assert!(connections.admit().is_none(), "a clone still holds the slot");
+        drop(a_kept);
+        assert_eq!(connections.count(), 1);
+        assert!(connections.admit().is_some());
+        assert!(Connections::new(0).admit().is_some(), "0 turns it off");
     }
 }

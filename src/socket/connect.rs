@@ -5,13 +5,16 @@ use metrics::{counter, gauge};
 use socketioxide::{
     SocketIo, TransportType,
     extract::{SocketRef, State, TryData},
+    recovery::PrivateSessionId,
     socket::DisconnectReason,
 };
 use thiserror::Error;
 
 use super::{
     events::{self, AuthPayload, Authenticated, device_room, user_room},
-    expiry, messaging, ping, receipts,
+    expiry, messaging, ping,
+    proof::{Receipts, Recovery},
+    receipts,
     session::{Phase, Session},
     sync, typing,
 };
@@ -49,7 +52,6 @@ impl AuthError {
             AuthError::UnknownUser => "unknown_user",
             AuthError::Unavailable => "unavailable",
             AuthError::Limit(SocketRefusal::PerUser) => "user_socket_limit",
-            AuthError::Limit(SocketRefusal::Total) => "connection_limit",
             AuthError::Origin => "origin",
         }
     }
@@ -60,9 +62,10 @@ pub async fn admit(
     s: SocketRef,
     auth: TryData<AuthPayload>,
     state: State<AppState>,
+    recovery: State<Arc<Recovery>>,
 ) -> Result<(), AuthError> {
     let sid = s.id;
-    let outcome = authenticate(s, auth, state).await;
+    let outcome = authenticate(s, auth, state, recovery).await;
     match &outcome {
         Ok(()) => counter!(monitoring::HANDSHAKES_AUTHENTICATED).increment(1),
         Err(e) => {
@@ -79,11 +82,17 @@ pub async fn authenticate(
     s: SocketRef,
     TryData(auth): TryData<AuthPayload>,
     State(state): State<AppState>,
+    State(recovery): State<Arc<Recovery>>,
 ) -> Result<(), AuthError> {
     if !origin_allowed(&s, &state.config.cors_origins) {
         return Err(AuthError::Origin);
     }
-    let token = auth.ok().and_then(|a| a.token).ok_or(TokenError::Missing)?;
+    let AuthPayload {
+        token,
+        pid: came_back,
+        offset,
+    } = auth.map_err(|_| TokenError::Missing)?;
+    let token = token.ok_or(TokenError::Missing)?;
     let verified = match state.sessions.authenticate(&token).await {
         Ok(verified) => verified,
         Err(AuthFailure::Token(e)) => return Err(e.into()),
@@ -92,8 +101,17 @@ pub async fn authenticate(
     };
     let user_id = verified.user_id;
     let admission = state.limits.sockets.admit(user_id)?;
+    // A client that came back with the `pid` of an earlier connection records offsets:
+    // what it says it got there is proven before its offline queue is read.
+    if let (Some(pid), Some(offset)) = (&came_back, &offset) {
+        recovery.recover(pid, offset, user_id, &state.messaging).await;
+    }
+    let receipts = Receipts::of(&s, state.config.socket_buffer_bytes, came_back.is_some());
+    let pid = new_pid();
+    recovery.register(&pid, user_id, &receipts);
+    s.extensions.insert(PrivateSessionId(pid));
     s.extensions
-        .insert(Session::new(user_id, &verified, Some(admission)));
+        .insert(Session::new(user_id, &verified, Some(admission), receipts));
     // Handlers go on before the CONNECT packet leaves: events a client sends the moment it
     // is connected would otherwise find no handler and be dropped.
     s.on(events::SEND_MESSAGE, messaging::send_message);
@@ -166,10 +184,18 @@ pub async fn on_connect(s: SocketRef, io: SocketIo, State(state): State<AppState
     }
 }
 
-async fn on_disconnect(s: SocketRef, reason: DisconnectReason, State(state): State<AppState>) {
+async fn on_disconnect(
+    s: SocketRef,
+    reason: DisconnectReason,
+    State(state): State<AppState>,
+    State(recovery): State<Arc<Recovery>>,
+) {
     let Some(session) = s.extensions.get::<Arc<Session>>() else {
         return;
     };
+    if let Some(PrivateSessionId(pid)) = s.extensions.get::<PrivateSessionId>() {
+        recovery.retire(pid);
+    }
     let mut phase = session.phase.lock().await;
     let was = std::mem::replace(&mut *phase, Phase::Gone);
     if was == Phase::Connected {
@@ -186,6 +212,12 @@ async fn on_disconnect(s: SocketRef, reason: DisconnectReason, State(state): Sta
             .device_disconnected(session.user_id, s.id.to_string())
             .await;
     }
+}
+
+/// A private session id: only the client it is sent to learns it.
+fn new_pid() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
 fn transport_name(transport: TransportType) -> &'static str {

@@ -7,7 +7,6 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use metrics::{counter, histogram};
 use serde_json::value::RawValue;
 use socketioxide::{SocketIo, extract::SocketRef, socket::Sid};
 use tokio::sync::mpsc;
@@ -18,6 +17,7 @@ use super::{
         UserOnline, conversation_room, device_room, iso, user_room,
     },
     messaging::sent_payload,
+    proof::Handed,
     reply::emit_error,
     session::Session,
     typing,
@@ -26,9 +26,8 @@ use crate::{
     domain::{
         DomainError,
         groups::{GroupChange, GroupEvent},
-        messaging::{Move, Outcome, QueuedMessage, ReadReceipt, Settled, Stored, StoredMessage},
+        messaging::{Outcome, QueuedMessage, ReadReceipt, Settled, Stored, StoredMessage},
     },
-    monitoring,
     state::AppState,
 };
 
@@ -41,11 +40,17 @@ pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedRec
                 user_ids,
             } => join_live(&io, conversation_id, &user_ids),
             Outcome::Stored(batch) => {
-                let mut reached = Vec::new();
+                let mut handed = HashMap::new();
                 for stored in batch {
-                    announce_stored(&io, stored, &mut reached).await;
+                    announce_stored(&io, stored, &mut handed);
                 }
-                state.messaging.reached(reached).await;
+                for (s, session, handed) in handed.into_values() {
+                    if session.receipts.over_budget() {
+                        tracing::warn!(sid = %s.id, "device cannot keep up: disconnected, it will catch up");
+                        session.receipts.cut_off(&s);
+                    }
+                    handed.await_proof(&session.receipts, state.messaging.clone(), async {});
+                }
             }
             Outcome::CatchUp {
                 device,
@@ -54,8 +59,9 @@ pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedRec
                 rooms,
             } => hand_over(&io, &state, device, user_id, messages, rooms).await,
             Outcome::CatchUpFailed { device } => {
+                // It reconnects and tries again.
                 if let Some(s) = socket(&io, &device) {
-                    s.disconnect().ok();
+                    cut_off(&s);
                 }
             }
             Outcome::TypingStopped {
@@ -76,7 +82,10 @@ pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedRec
     }
 }
 
-async fn announce_stored(io: &SocketIo, stored: Stored, reached: &mut Vec<Move>) {
+/// Per socket, what this batch handed it.
+type HandedTo = HashMap<Sid, (SocketRef, Arc<Session>, Handed)>;
+
+fn announce_stored(io: &SocketIo, stored: Stored, handed: &mut HandedTo) {
     let Stored {
         device,
         message,
@@ -89,14 +98,14 @@ async fn announce_stored(io: &SocketIo, stored: Stored, reached: &mut Vec<Move>)
         // A retry: members heard of it the first time.
         return;
     }
-    deliver_live(io, &message, reached);
+    deliver_live(io, &message, handed);
 }
 
 /// Hands a message to every live device of the other members (devices still catching
-/// up will find it in their queue). Each device gets it separately so that a device
-/// whose buffer is full is known: it is disconnected (it catches up on reconnect) and
-/// does not count as reached.
-fn deliver_live(io: &SocketIo, msg: &StoredMessage, reached: &mut Vec<Move>) {
+/// up will find it in their queue). Each device gets it separately: it counts as
+/// reached only once that device proves it arrived (`proof`), and a device whose
+/// buffer is full is disconnected at once (it catches up on reconnect).
+fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo) {
     let payload = NewMessage {
         message_id: msg.id,
         conversation_id: msg.conversation_id,
@@ -110,50 +119,46 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, reached: &mut Vec<Move>) {
         tracing::error!(message_id = msg.id, "message could not be serialised");
         return;
     };
-    let mut users: HashMap<i64, bool> = HashMap::new();
-    let mut handed = 0;
     for s in io.to(conversation_room(msg.conversation_id)).sockets() {
         let Some(session) = s.extensions.get::<Arc<Session>>() else {
             continue;
         };
-        if session.user_id == msg.sender_id {
+        if session.user_id == msg.sender_id || !emit_new(&s, &session, &raw, msg.id) {
             continue;
         }
-        let ok = emit_raw(&s, &raw);
-        handed += usize::from(ok);
-        let got = users.entry(session.user_id).or_default();
-        *got |= ok;
+        let (_, session, to_socket) = handed
+            .entry(s.id)
+            .or_insert_with(|| (s, session, Handed::default()));
+        to_socket.add(
+            &session.receipts,
+            session.user_id,
+            (msg.id, msg.conversation_id, msg.seq, msg.sent_at),
+            raw.get().len(),
+        );
     }
-    if handed > 0 {
-        let latency = (Utc::now() - msg.sent_at).to_std().unwrap_or_default();
-        counter!(monitoring::MESSAGES_DELIVERED).increment(handed as u64);
-        histogram!(monitoring::DELIVERY_LATENCY).record_many(latency.as_secs_f64(), handed);
-    }
-    reached.extend(
-        users
-            .into_iter()
-            .filter(|(_, got)| *got)
-            .map(|(user_id, _)| Move {
-                conversation_id: msg.conversation_id,
-                user_id,
-                seq: msg.seq,
-            }),
-    );
 }
 
-/// Emits a finished `new_message`; a device that cannot take it is disconnected.
-fn emit_raw(s: &SocketRef, raw: &RawValue) -> bool {
-    match s.emit(events::NEW_MESSAGE, raw) {
+/// Emits a finished `new_message` (with its offset, to a client that records them); a
+/// device that cannot take it is disconnected.
+fn emit_new(s: &SocketRef, session: &Session, raw: &RawValue, message_id: i64) -> bool {
+    let sent = if session.receipts.offsets {
+        s.emit(events::NEW_MESSAGE, &(raw, message_id.to_string()))
+    } else {
+        s.emit(events::NEW_MESSAGE, raw)
+    };
+    match sent {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, sid = %s.id, "device cannot keep up: disconnected, it will catch up");
-            s.clone().disconnect().ok();
+            cut_off(s);
             false
         }
     }
 }
 
-/// A page of a device's offline queue; after the last, the device goes live.
+/// A page of a device's offline queue; after the last, the device goes live. The next
+/// page is asked for once the device proves it got this one, so a slow device is
+/// handed its queue at its own pace.
 async fn hand_over(
     io: &SocketIo,
     state: &AppState,
@@ -162,14 +167,21 @@ async fn hand_over(
     messages: Vec<QueuedMessage>,
     rooms: Option<Vec<i64>>,
 ) {
-    let Some(s) = socket(io, &device) else {
+    let Some((s, session)) =
+        socket(io, &device).and_then(|s| s.extensions.get::<Arc<Session>>().map(|session| (s, session)))
+    else {
         // Gone before its queue could be handed over: make sure the writer knows.
         state.messaging.device_disconnected(user_id, device).await;
         return;
     };
-    let mut furthest: HashMap<i64, i64> = HashMap::new();
+    let mut handed = Handed::default();
     let mut complete = true;
-    for m in &messages {
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 && session.receipts.over_budget() {
+            // The rest waits for the next page, asked for once this part is proven.
+            complete = false;
+            break;
+        }
         let payload = NewMessage {
             message_id: m.id,
             conversation_id: m.conversation_id,
@@ -178,41 +190,39 @@ async fn hand_over(
             sent_at: iso(m.sent_at),
             seq: m.seq,
         };
-        if let Err(e) = s.emit(events::NEW_MESSAGE, &payload) {
-            // What was handed over counts; the rest stays queued for the next connect.
-            tracing::warn!(error = %e, message_id = m.id, "queued message not handed to device");
-            s.clone().disconnect().ok();
+        let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
+            tracing::error!(message_id = m.id, "queued message could not be serialised");
             complete = false;
             break;
+        };
+        if !emit_new(&s, &session, &raw, m.id) {
+            // Disconnected: what was not proven stays queued for the next connect.
+            return;
         }
-        let seq = furthest.entry(m.conversation_id).or_default();
-        *seq = (*seq).max(m.seq);
+        handed.add(
+            &session.receipts,
+            user_id,
+            (m.id, m.conversation_id, m.seq, m.sent_at),
+            raw.get().len(),
+        );
     }
-    state
-        .messaging
-        .reached(
-            furthest
-                .into_iter()
-                .map(|(conversation_id, seq)| Move {
-                    conversation_id,
-                    user_id,
-                    seq,
-                })
-                .collect(),
-        )
-        .await;
-    if !complete || !s.connected() {
+    if !s.connected() {
         return;
     }
-    match rooms {
-        Some(rooms) => {
+    let next_page = match rooms {
+        Some(rooms) if complete => {
             s.join(rooms.into_iter().map(conversation_room).collect::<Vec<_>>());
-            if let Some(session) = s.extensions.get::<Arc<Session>>() {
-                session.live.store(true, Ordering::SeqCst);
-            }
+            session.live.store(true, Ordering::SeqCst);
+            None
         }
-        None => state.messaging.catch_up_more(user_id, device).await,
-    }
+        _ => Some(state.messaging.clone()),
+    };
+    let after = async move {
+        if let Some(messaging) = next_page {
+            messaging.catch_up_more(user_id, device).await;
+        }
+    };
+    handed.await_proof(&session.receipts, state.messaging.clone(), after);
 }
 
 /// The live devices of these users join a conversation's room. Devices still catching
@@ -348,6 +358,16 @@ fn end_sessions(io: &SocketIo, user_id: i64, jti: Option<&str>) {
         if ended {
             emit_error(&s, &DomainError::TokenRevoked);
             s.disconnect().ok();
+        }
+    }
+}
+
+/// Drops a device's connection so that it reconnects and catches up.
+fn cut_off(s: &SocketRef) {
+    match s.extensions.get::<Arc<Session>>() {
+        Some(session) => session.receipts.cut_off(s),
+        None => {
+            s.clone().disconnect().ok();
         }
     }
 }

@@ -59,10 +59,24 @@ pub struct AuthRefreshed {
     pub expires_at: String,
 }
 
-/// Handshake `auth` payload.
+/// Handshake `auth` payload. socket.io-client 4.6+ adds `pid` and `offset` on its own
+/// when it reconnects (connection state recovery; see `proof`).
 #[derive(Debug, Deserialize)]
 pub struct AuthPayload {
     pub token: Option<String>,
+    /// Read leniently: whatever these hold, the token still counts.
+    #[serde(default, deserialize_with = "string_or_none")]
+    pub pid: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    pub offset: Option<String>,
+}
+
+/// A string, or nothing for any other JSON value.
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 /// `send_message`: to a user (`to_user_id`, the seed's form: their direct chat) or to a

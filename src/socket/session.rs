@@ -18,6 +18,7 @@ use socketioxide::{adapter::Adapter, handler::FromMessageParts, socket::Socket};
 use socketioxide_core::Value;
 use tokio::sync::oneshot;
 
+use super::proof::Receipts;
 use crate::{auth::jwt::Verified, domain::limits::Admission};
 
 /// Where a socket is in its life, as the message writer has been told.
@@ -57,10 +58,17 @@ pub struct Session {
     /// Set once the device's offline queue is drained and it sits in its conversations'
     /// rooms. Only the dispatcher reads or writes it, in outcome order.
     pub live: std::sync::atomic::AtomicBool,
+    /// What was emitted to the socket and not yet shown received.
+    pub receipts: Receipts,
 }
 
 impl Session {
-    pub fn new(user_id: i64, token: &Verified, admission: Option<Admission>) -> Arc<Self> {
+    pub fn new(
+        user_id: i64,
+        token: &Verified,
+        admission: Option<Admission>,
+        receipts: Receipts,
+    ) -> Arc<Self> {
         Arc::new(Session {
             user_id,
             expires_at: std::sync::atomic::AtomicI64::new(token.expires_at),
@@ -71,6 +79,7 @@ impl Session {
             turns: Mutex::new(Turns::default()),
             phase: tokio::sync::Mutex::new(Phase::Authenticated),
             live: std::sync::atomic::AtomicBool::new(false),
+            receipts,
         })
     }
 
@@ -163,7 +172,7 @@ mod tests {
             jti: None,
             version: 0,
         };
-        let session = Session::new(1, &token, None);
+        let session = Session::new(1, &token, None, Receipts::new(None, 0, false));
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for ticket in (0..20u64).rev() {

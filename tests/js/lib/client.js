@@ -48,11 +48,20 @@ export class Client {
   #consumed = new Map(); // event name -> how many `expect` has handed out
   #waiters = new Set();
   #outcome;
+  #unproven = false; // a new_message arrived since the last heartbeat ping
 
   constructor(socket, name) {
     this.socket = socket;
     this.name = name;
     socket.onAny((event, payload) => this.#record(event, payload));
+    // Engine packets in arrival order (Socket.IO events are dispatched a tick later): a
+    // ping after a message means its pong, sent at once, proves the message arrived.
+    socket.io.on("open", () => {
+      socket.io.engine.on("packet", ({ type, data }) => {
+        if (type === "message" && String(data).includes('["new_message"')) this.#unproven = true;
+        if (type === "ping") this.#unproven = false;
+      });
+    });
     this.#outcome = new Promise((resolve) => {
       socket.once("connect", () => resolve({ connected: true }));
       socket.once("connect_error", (error) => resolve({ connected: false, error }));
@@ -122,6 +131,25 @@ export class Client {
     return this.#list(event).slice(first, first + count);
   }
 
+  /** The first `event` payload (received already or later) that `matches`. */
+  until(event, matches, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+    const list = this.#list(event);
+    return withTimeout(
+      new Promise((resolve) => {
+        const check = () => {
+          const found = list.find(matches);
+          if (found === undefined) return false;
+          this.#waiters.delete(check);
+          resolve(found);
+          return true;
+        };
+        if (!check()) this.#waiters.add(check);
+      }),
+      timeoutMs,
+      `${this.name}: no matching "${event}" within ${timeoutMs} ms`,
+    );
+  }
+
   /** Every `event` payload received so far (a live array, consumed or not). */
   collect(event) {
     return this.#list(event);
@@ -145,8 +173,20 @@ export class Client {
     );
   }
 
-  /** Disconnects and waits until the server has seen it go. */
+  /**
+   * Disconnects and waits until the server has seen it go. A message counts as delivered
+   * only once the server's next heartbeat ping is answered (docs/PROTOCOL.md, "Delivery
+   * guarantee"); like an app that lingers a moment, wait for that ping first, so that
+   * what this client got is not handed to it again on its next connect.
+   */
   async close() {
+    if (this.socket.connected && this.#unproven) {
+      await withTimeout(
+        new Promise((resolve) => this.socket.io.once("ping", resolve)),
+        2_000,
+        "no ping",
+      ).catch(() => {});
+    }
     if (this.socket.connected) {
       const gone = new Promise((resolve) => this.socket.once("disconnect", resolve));
       this.socket.disconnect();

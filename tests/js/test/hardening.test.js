@@ -185,6 +185,81 @@ describe("connection limits", () => {
   });
 });
 
+describe("connections in total", () => {
+  let server;
+  before(async () => {
+    server = await startServer({ env: { MAX_CONNECTIONS: "3", CONNECT_TIMEOUT_MS: "3000" } });
+  });
+  after(() => server?.stop());
+
+  test("MAX_CONNECTIONS counts sessions that never authenticate, and frees a slot when one closes", async () => {
+    const held = [rawSocket(server), rawSocket(server), rawSocket(server)];
+    for (const raw of held) assert.match(await raw.opened, /^0\{/);
+    await assert.rejects(rawSocket(server).opened, /503/, "a fourth session is refused");
+    const [alice] = await server.registerMany("alice");
+    const refused = open(server, { auth: { token: alice.token }, reconnection: false });
+    assert.match((await refused.refusal()).message, /websocket error|xhr poll error/);
+
+    held[0].ws.close();
+    await held[0].closed;
+    const again = await eventually(async () => {
+      const raw = rawSocket(server);
+      try {
+        await raw.opened;
+        return raw;
+      } catch {
+        return null;
+      }
+    }, { what: "the slot of the closed session (freed once the server lets go of it: at most CONNECT_TIMEOUT_MS for a session that never connected)", timeoutMs: 8_000 });
+    for (const raw of [...held.slice(1), again]) raw.ws.close();
+  });
+});
+
+describe("a device that stops reading", () => {
+  let server;
+  before(async () => {
+    server = await startServer({ env: { SOCKET_BUFFER_BYTES: "65536" } });
+  });
+  after(() => server?.stop());
+
+  test("is cut off past its byte budget; nothing it did not get is reported delivered, and it gets it all on reconnect", async () => {
+    const [alice, bob] = await server.registerMany("alice", "bob");
+    const aliceSocket = await connect(server, alice);
+    const bobSocket = await connect(server, bob, { reconnection: true, reconnectionDelay: 100 });
+    const cuts = [];
+    bobSocket.socket.on("disconnect", (reason) => cuts.push(reason));
+    // One log of what each side saw, in the order this process saw it.
+    const bobGot = new Set();
+    const lies = [];
+    bobSocket.socket.on("new_message", (m) => bobGot.add(m.message_id));
+    aliceSocket.socket.on("message_delivered", (r) => {
+      if (!bobGot.has(r.message_id)) lies.push(r.message_id);
+    });
+
+    // Bob's app hangs: its connection stays open but nothing is read from it.
+    const tcp = bobSocket.socket.io.engine.transport.ws._socket;
+    tcp.pause();
+    const content = "x".repeat(4096);
+    const sent = [];
+    for (let i = 0; i < 60; i++) {
+      aliceSocket.emit("send_message", { to_user_id: bob.id, content: `${i} ${content}` });
+      sent.push(await aliceSocket.expect("message_sent"));
+    }
+    // Past 64 KiB unshown the server drops the socket; bob's client learns it when it
+    // reads again, reconnects, and is handed what it had not shown.
+    tcp.resume();
+    const last = sent.at(-1).message_id;
+    await aliceSocket.until("message_delivered", (r) => r.message_id === last, { timeoutMs: 15_000 });
+    assert.deepEqual(lies, [], "message_delivered for messages bob had not received");
+    const firsts = [];
+    for (const m of bobSocket.collect("new_message")) if (!firsts.some((f) => f.message_id === m.message_id)) firsts.push(m);
+    assert.deepEqual(firsts.map((m) => m.message_id), sent.map((m) => m.message_id), "every message, in order");
+    // Cut off as a dropped connection (which clients reconnect after), not told to go.
+    assert.deepEqual(cuts, ["transport close"]);
+    await closeAll(aliceSocket, bobSocket);
+  });
+});
+
 describe("password hashing under a login flood", () => {
   let server;
   before(async () => {

@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 
 pub use engineioxide_core::{ProtocolVersion, Str, TransportType};
+pub use heartbeats::Heartbeats;
 pub use socket::{DisconnectReason, Socket};
 
 #[doc(hidden)]
@@ -11,6 +12,7 @@ pub use engineioxide_core::{OpenPacket, Packet, PacketParseError};
 
 pub mod config;
 pub mod handler;
+pub mod heartbeats;
 pub mod layer;
 pub mod service;
 pub mod socket;

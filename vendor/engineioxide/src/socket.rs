@@ -64,7 +64,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{config::EngineIoConfig, errors::Error};
+use crate::{config::EngineIoConfig, errors::Error, heartbeats::Heartbeats};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
@@ -174,6 +174,9 @@ impl InternalRx {
     }
 }
 
+/// How often a socket with [`Heartbeats`] checks whether its upgrade is done.
+const UPGRADE_RECHECK: Duration = Duration::from_millis(25);
+
 /// A [`Socket`] represents a client connection to the server.
 /// It is agnostic to the [`TransportType`].
 ///
@@ -241,6 +244,9 @@ where
 
     /// If the client supports binary packets (via polling XHR2)
     pub(crate) supports_binary: bool,
+
+    /// Proof of receipt, when the handshake request carried one (realtime-chat patch).
+    heartbeats: Option<Heartbeats>,
 }
 
 impl<D> Socket<D>
@@ -258,6 +264,7 @@ where
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
         let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
+        let heartbeats = req_parts.extensions.get::<Heartbeats>().cloned();
 
         Self {
             id: Sid::new(),
@@ -280,6 +287,8 @@ where
             req_parts,
 
             supports_binary,
+
+            heartbeats,
         }
     }
 
@@ -308,17 +317,29 @@ where
     /// Keep a handle to the job so that it can be aborted when the socket is closed
     pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
         let cancellation_token = self.cancellation_token.clone();
+        let heartbeats = self.heartbeats.clone();
 
         tokio::spawn(
             cancellation_token
                 .run_until_cancelled_owned(async move {
-                    if let Err(_e) = self.heartbeat_job(interval, timeout).await {
+                    let job = self.heartbeat_job(interval, timeout);
+                    let ended = match self.heartbeats.clone() {
+                        Some(h) => tokio::select! {
+                            ended = job => ended,
+                            _ = h.severed() => Err(Error::HeartbeatTimeout),
+                        },
+                        None => job.await,
+                    };
+                    if let Err(_e) = ended {
                         self.close(DisconnectReason::HeartbeatTimeout);
                         #[cfg(feature = "tracing")]
                         tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
                     }
                 })
-                .inspect(|_v| {
+                .inspect(move |_v| {
+                    if let Some(h) = &heartbeats {
+                        h.close();
+                    }
                     #[cfg(feature = "tracing")]
                     tracing::debug!(aborted = _v.is_none(), "heartbeat job completed");
                 }),
@@ -363,13 +384,23 @@ where
         loop {
             // If we are currently upgrading we should pause the heartbeat process
             if self.is_upgrading() {
-                interval_tick.tick().await;
+                // Recheck soon rather than a whole interval later: a ping asked for as
+                // proof of receipt goes out as soon as the upgrade is done.
+                if self.heartbeats.is_some() {
+                    tokio::select! {
+                        _ = interval_tick.tick() => {}
+                        _ = tokio::time::sleep(UPGRADE_RECHECK) => {}
+                    }
+                } else {
+                    interval_tick.tick().await;
+                }
                 continue;
             }
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
+            let ping = self.heartbeats.as_ref().map(Heartbeats::sending);
             self.internal_tx
                 .try_send(smallvec![Packet::Ping])
                 .map_err(|_| Error::HeartbeatTimeout)?;
@@ -385,7 +416,19 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "pong received");
 
-            interval_tick.tick().await;
+            // One ping in flight at a time, so each pong answers the ping before it.
+            match (&self.heartbeats, ping) {
+                (Some(h), Some(ping)) => {
+                    h.pong(ping);
+                    tokio::select! {
+                        _ = interval_tick.tick() => {}
+                        _ = h.wanted() => {}
+                    }
+                }
+                _ => {
+                    interval_tick.tick().await;
+                }
+            }
         }
     }
 
@@ -630,6 +673,8 @@ where
             req_parts: http::Request::<()>::default().into_parts().0,
 
             supports_binary: true,
+
+            heartbeats: None,
         };
         let sock = Arc::new(sock);
 

@@ -344,6 +344,8 @@ pub mod extract;
 pub mod handler;
 pub mod layer;
 pub mod operators;
+#[cfg(feature = "extensions")]
+pub mod recovery;
 pub mod service;
 pub mod socket;
 

@@ -170,7 +170,7 @@ impl<A: Adapter> Namespace<A> {
         let protocol = esocket.protocol.into();
         let payload = ConnectPacket { sid: socket.id };
         let payload = match protocol {
-            ProtocolVersion::V5 => Some(self.parser.encode_default(&payload).unwrap()),
+            ProtocolVersion::V5 => Some(self.connect_payload(&socket, payload)),
             ProtocolVersion::V4 => None,
         };
         if let Err(_e) = socket.send(Packet::connect(self.path.clone(), payload)) {
@@ -188,7 +188,28 @@ impl<A: Adapter> Namespace<A> {
         Ok(())
     }
 
-    /// Removes a socket from a namespace
+    /// The CONNECT packet's data: the socket id, and the private session id when a
+    /// middleware gave the socket one (realtime-chat patch, `recovery`).
+    fn connect_payload(&self, socket: &Socket<A>, payload: ConnectPacket) -> Value {
+        #[cfg(feature = "extensions")]
+        if let Some(pid) = socket.extensions.get::<crate::recovery::PrivateSessionId>() {
+            #[derive(serde::Serialize)]
+            struct WithPid {
+                sid: Sid,
+                pid: String,
+            }
+            let payload = WithPid {
+                sid: payload.sid,
+                pid: pid.0,
+            };
+            return self.parser.encode_default(&payload).unwrap();
+        }
+        #[cfg(not(feature = "extensions"))]
+        let _ = socket;
+        self.parser.encode_default(&payload).unwrap()
+    }
+
+        /// Removes a socket from a namespace
     pub fn remove_socket(&self, sid: Sid) {
         #[cfg(feature = "tracing")]
         tracing::trace!(?sid, ?self.path, "removing socket from namespace");
