@@ -87,9 +87,10 @@ if conns:
 rest = [r for r in rows if r["scenario"] == "rest"]
 if rest:
     print("### Scenario 4: REST under load (wrk, 2 threads, 10 s per row)\n")
-    print("| request | connections | requests/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---|---|---|---|---|")
+    print("| system | request | connections | requests/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|---|---|")
     for r in rest:
         p = r["report"]
-        print(f"| `{r['label']}` | {p['connections']} | {fmt(p['requests_per_sec'], 0)} | {fmt(p['p50_ms'], 2)} | "
+        print(f"| {r.get('system', 'realtime-chat (PostgreSQL)')} | `{r['label']}` | {p['connections']} | "
+              f"{fmt(p['requests_per_sec'], 0)} | {fmt(p['p50_ms'], 2)} | "
               f"{fmt(p['p99_ms'], 2)} | {p['non_2xx']} |")

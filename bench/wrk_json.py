@@ -1,10 +1,14 @@
-"""Turns wrk --latency output (stdin) into one JSON result line."""
+"""Turns wrk --latency output (stdin) into one JSON result line.
+
+    wrk_json.py LABEL CONNECTIONS [SYSTEM] <wrk.txt
+"""
 import json
 import re
 import sys
 
 path = sys.argv[1]
 connections = int(sys.argv[2])
+system = sys.argv[3] if len(sys.argv) > 3 else "realtime-chat (PostgreSQL)"
 text = sys.stdin.read()
 
 
@@ -15,7 +19,7 @@ def ms(value, unit):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(json.dumps({"scenario": "rest", "label": path, "report": {
+print(json.dumps({"scenario": "rest", "label": path, "system": system, "report": {
     "connections": connections,
     "requests_per_sec": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
     "non_2xx": int(errors.group(1)) if errors else 0}}))
