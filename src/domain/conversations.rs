@@ -1,5 +1,4 @@
 //! Conversation list, history and read state, always checked against membership.
-use chrono::Utc;
 use sea_orm::DatabaseConnection;
 
 use super::{
@@ -198,7 +197,7 @@ pub async fn mark_read(
                 })?,
         ),
     };
-    let now = Utc::now();
+    let now = store::now();
     let change = store::conversations::mark_read(db, conversation, user, up_to_seq, now).await?;
     if let (1.., Some(up_to_message_id)) = (change.marked, change.up_to_message_id) {
         messaging.announce_now(Outcome::Read(ReadReceipt {

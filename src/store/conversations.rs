@@ -28,7 +28,7 @@ pub struct ConversationSummary {
     pub other_has_written: Option<bool>,
 }
 
-/// Columns are read by position, in [`LIST_FOR_USER`]'s order: a list holds a row per
+/// Columns are read by position, in [`LIST_COLUMNS`]' order: a list holds a row per
 /// conversation, and looking each column up by name was a measurable part of its cost.
 impl FromQueryResult for ConversationSummary {
     fn from_query_result(row: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
@@ -53,7 +53,7 @@ impl FromQueryResult for ConversationSummary {
 /// The preview of the last message lives on the conversation row (kept by the writer),
 /// so the list touches no messages: members, conversations and the other users only.
 /// Unread is everything after the read position except the member's own messages.
-const LIST_FOR_USER: &str = "\
+const LIST_COLUMNS: &str = "\
 SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
        c.last_content, c.last_sent_at, c.last_sender_id, \
        CASE WHEN c.last_seq - me.read_seq - me.sent_since_read > 0 \
@@ -61,12 +61,14 @@ SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
        other.last_seen_at, \
        CASE WHEN c.kind = 'group' THEN \
          (SELECT COUNT(*) FROM conversation_members x WHERE x.conversation_id = c.id AND x.left_at IS NULL) END, \
-       om.has_written \
-FROM conversation_members me \
-JOIN conversations c ON c.id = me.conversation_id \
+       om.has_written";
+
+/// The other member's row and user, for the conversations `me` and `c` name.
+const LIST_JOINS: &str = "\
 LEFT JOIN users other ON other.id = CASE WHEN c.user_a = me.user_id THEN c.user_b ELSE c.user_a END \
-LEFT JOIN conversation_members om ON om.conversation_id = c.id AND om.user_id = other.id \
-WHERE me.user_id = $1 AND me.left_at IS NULL";
+LEFT JOIN conversation_members om ON om.conversation_id = c.id AND om.user_id = other.id";
+
+const LIST_ORDER: &str = "ORDER BY c.updated_at DESC, c.id DESC";
 
 /// Where a page of the list starts: after the conversation last seen, in list order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,27 +87,41 @@ pub async fn list_for_user<C: ConnectionTrait>(
     let statement = match page {
         None => stmt(
             db,
-            &format!("{LIST_FOR_USER} ORDER BY c.updated_at DESC, c.id DESC"),
+            &format!(
+                "{LIST_COLUMNS} FROM conversation_members me \
+                 JOIN conversations c ON c.id = me.conversation_id {LIST_JOINS} \
+                 WHERE me.user_id = $1 AND me.left_at IS NULL {LIST_ORDER}"
+            ),
             [user.into()],
         ),
-        Some((limit, None)) => stmt(
-            db,
-            &format!("{LIST_FOR_USER} ORDER BY c.updated_at DESC, c.id DESC LIMIT $2"),
-            [user.into(), (limit as i64).into()],
-        ),
-        Some((limit, Some(after))) => stmt(
-            db,
-            &format!(
-                "{LIST_FOR_USER} AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4)) \
-                 ORDER BY c.updated_at DESC, c.id DESC LIMIT $2"
-            ),
-            [
-                user.into(),
-                (limit as i64).into(),
-                after.updated_at.into(),
-                after.id.into(),
-            ],
-        ),
+        Some((limit, cursor)) => {
+            // The page is chosen from memberships and conversations alone; only its rows
+            // are joined to the other member (joining all first cost a page nearly what
+            // the whole list costs: BENCHMARKS.md, scenario 4).
+            let (after, values) = match cursor {
+                None => ("", vec![user.into(), (limit as i64).into()]),
+                Some(after) => (
+                    "AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4))",
+                    vec![
+                        user.into(),
+                        (limit as i64).into(),
+                        after.updated_at.into(),
+                        after.id.into(),
+                    ],
+                ),
+            };
+            let sql = format!(
+                "WITH page AS (\
+                   SELECT c.id FROM conversation_members me \
+                   JOIN conversations c ON c.id = me.conversation_id \
+                   WHERE me.user_id = $1 AND me.left_at IS NULL {after} {LIST_ORDER} LIMIT $2) \
+                 {LIST_COLUMNS} FROM page \
+                 JOIN conversations c ON c.id = page.id \
+                 JOIN conversation_members me ON me.conversation_id = c.id AND me.user_id = $1 \
+                 {LIST_JOINS} {LIST_ORDER}"
+            );
+            stmt(db, &sql, values)
+        }
     };
     Ok(ConversationSummary::find_by_statement(statement).all(db).await?)
 }

@@ -18,6 +18,14 @@ use sea_orm::{
     Statement, TransactionOptions, TransactionTrait, Value,
 };
 
+/// The time to store, at the precision both databases keep (PostgreSQL: microseconds).
+/// Stored times are compared with values clients send back (the conversation list's
+/// cursor carries microseconds), so SQLite must not keep nanoseconds PostgreSQL would drop.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
 /// Begins a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade to a
 /// writer once another connection has committed (`SQLITE_BUSY_SNAPSHOT`, which no

@@ -141,7 +141,7 @@ impl Groups {
         self.require_users(&others).await?;
         let mut members: Vec<(i64, &str)> = vec![(creator, Role::Owner.as_str())];
         members.extend(others.iter().map(|id| (*id, Role::Member.as_str())));
-        let now = Utc::now();
+        let now = store::now();
         let txn = store::begin_write(&self.db).await?;
         let id = store::groups::create(
             &txn,
@@ -223,7 +223,7 @@ impl Groups {
         wanted.sort_unstable();
         wanted.dedup();
         self.require_users(&wanted).await?;
-        let now = Utc::now();
+        let now = store::now();
         let txn = store::begin_write(&self.db).await?;
         let members = self.locked_members(&txn, group).await?;
         roles::may_manage(role_of(&members, caller)?)?;
@@ -254,7 +254,7 @@ impl Groups {
             self.leave(caller, group).await?;
             return Ok(None);
         }
-        let now = Utc::now();
+        let now = store::now();
         let txn = store::begin_write(&self.db).await?;
         let members = self.locked_members(&txn, group).await?;
         let actor = role_of(&members, caller)?;
@@ -305,7 +305,7 @@ impl Groups {
     /// Leaves the group. An owner's leaving passes ownership on; the last member's
     /// leaving closes the group.
     pub async fn leave(&self, caller: i64, group: i64) -> DomainResult<()> {
-        let now = Utc::now();
+        let now = store::now();
         let txn = store::begin_write(&self.db).await?;
         let members = self.locked_members(&txn, group).await?;
         let role = role_of(&members, caller)?;
@@ -384,7 +384,7 @@ impl Groups {
 
     /// A member gone may have been the last one a message waited for.
     async fn settle(&self, group: i64) {
-        let now = Utc::now();
+        let now = store::now();
         let settled = async {
             let txn = store::begin_write(&self.db).await?;
             positions::settle(&txn, Position::Read, &[group], now).await?;

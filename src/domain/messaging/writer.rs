@@ -319,7 +319,7 @@ impl Writer {
     /// First messages: the conversations are committed on their own (a batch that then
     /// fails leaves an empty conversation, never a half-stored message).
     async fn create_direct(&self, pairs: &[(i64, i64)]) -> anyhow::Result<Vec<((i64, i64), i64)>> {
-        let now = Utc::now();
+        let now = store::now();
         let txn = store::begin_write(&self.db).await?;
         let mut created = Vec::with_capacity(pairs.len());
         for &(a, b) in pairs {
@@ -395,7 +395,7 @@ impl Writer {
 
     async fn write(&mut self, rows: Vec<NewMessage>) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
-        let now = Utc::now();
+        let now = store::now();
         let keys: Vec<(i64, i64)> = rows.iter().map(|m| (m.conversation_id, m.sender_id)).collect();
         let plan = BatchPlan::new(&keys);
         let landed = match self.db.get_database_backend() {
@@ -431,7 +431,7 @@ impl Writer {
             return;
         }
         let moves = std::mem::take(&mut self.reached);
-        let now = Utc::now();
+        let now = store::now();
         let applied = async {
             let txn = store::begin_write(&self.db).await?;
             let moved = positions::advance(&txn, Position::Delivered, &moves, now).await?;
