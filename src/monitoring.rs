@@ -14,6 +14,8 @@ use crate::{config::Config, store};
 
 /// Gauge: sockets connected now (authenticated, handed to the writer).
 pub const SOCKETS_CONNECTED: &str = "realtime_chat_sockets_connected";
+/// Gauge: Engine.IO connections open, authenticated or not (what `MAX_CONNECTIONS` bounds).
+pub const CONNECTIONS_OPEN: &str = "realtime_chat_connections_open";
 /// Counter: handshakes that authenticated.
 pub const HANDSHAKES_AUTHENTICATED: &str = "realtime_chat_handshakes_authenticated_total";
 /// Counter, label `reason`: handshakes refused (see `AuthError::reason`).
@@ -77,6 +79,10 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     describe_gauge!(SOCKETS_CONNECTED, "Sockets connected now.");
+    describe_gauge!(
+        CONNECTIONS_OPEN,
+        "Engine.IO connections open, authenticated or not (bounded by MAX_CONNECTIONS)."
+    );
     describe_counter!(
         HANDSHAKES_AUTHENTICATED,
         "Socket.IO handshakes that authenticated."
@@ -116,6 +122,7 @@ fn describe() {
     describe_gauge!(LIMIT, "Configured limits (0: off where the setting allows it).");
     // Present from the start, so rates and dashboards have a zero to begin from.
     gauge!(SOCKETS_CONNECTED).set(0.0);
+    gauge!(CONNECTIONS_OPEN).set(0.0);
     for name in [HANDSHAKES_AUTHENTICATED, MESSAGES_STORED, MESSAGES_DELIVERED] {
         metrics::counter!(name).increment(0);
     }

@@ -173,7 +173,8 @@ struct SlotInner(Arc<Connections>);
 
 impl Drop for SlotInner {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        let open = self.0.open.fetch_sub(1, Ordering::SeqCst) - 1;
+        metrics::gauge!(crate::monitoring::CONNECTIONS_OPEN).set(open as f64);
     }
 }
 

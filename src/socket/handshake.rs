@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use engineioxide::Heartbeats;
-use metrics::counter;
+use metrics::{counter, gauge};
 use serde_json::json;
 
 use crate::{domain::limits::Connections, monitoring};
@@ -33,6 +33,7 @@ pub async fn admit(State(connections): State<Arc<Connections>>, mut req: Request
         )
             .into_response();
     };
+    gauge!(monitoring::CONNECTIONS_OPEN).set(connections.count() as f64);
     // engineioxide keeps the handshake's extensions for the life of the session.
     req.extensions_mut().insert(slot);
     req.extensions_mut().insert(Heartbeats::new());

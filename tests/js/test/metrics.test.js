@@ -89,6 +89,8 @@ describe("GET /metrics on the public port", () => {
       },
       { what: "realtime_chat_sockets_connected == 3" },
     );
+    // Engine.IO connections count each socket too (and any session not yet closed).
+    assert.ok(valueOf(samples, "realtime_chat_connections_open") >= 3);
     assert.ok(valueOf(samples, "realtime_chat_messages_stored_total") >= sent);
     // Each of bob's two devices got each message live.
     assert.ok(valueOf(samples, "realtime_chat_messages_delivered_total") >= 2 * sent);
