@@ -123,9 +123,13 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo) {
         let Some(session) = s.extensions.get::<Arc<Session>>() else {
             continue;
         };
-        if session.user_id == msg.sender_id || !emit_new(&s, &session, &raw, msg.id) {
+        if session.user_id == msg.sender_id
+            || session.was_handed(msg.conversation_id, msg.seq)
+            || !emit_new(&s, &session, &raw, msg.id)
+        {
             continue;
         }
+        session.handed(msg.conversation_id, msg.seq);
         let (_, session, to_socket) = handed
             .entry(s.id)
             .or_insert_with(|| (s, session, Handed::default()));
@@ -182,6 +186,10 @@ async fn hand_over(
             complete = false;
             break;
         }
+        if session.was_handed(m.conversation_id, m.seq) {
+            // Already in a `sync` answer to this socket, waiting for its proof.
+            continue;
+        }
         let payload = NewMessage {
             message_id: m.id,
             conversation_id: m.conversation_id,
@@ -199,6 +207,7 @@ async fn hand_over(
             // Disconnected: what was not proven stays queued for the next connect.
             return;
         }
+        session.handed(m.conversation_id, m.seq);
         handed.add(
             &session.receipts,
             user_id,

@@ -47,6 +47,9 @@ struct Entry {
     bytes: usize,
     /// The ping whose pong proves it.
     mark: u64,
+    /// Carried an offset (a `new_message`); a `sync` answer does not, and its place in
+    /// the ledger may trail its place in the stream, so only a ping proves it.
+    offset: bool,
 }
 
 /// A socket's unproven messages, in the order they were emitted.
@@ -60,12 +63,16 @@ impl Ledger {
         self.0.drain(..n).collect()
     }
 
-    /// Takes every entry up to and including `message_id`, if it is here.
+    /// Takes every `new_message` entry up to and including `message_id`, if it is here.
     fn proven_by_offset(&mut self, message_id: i64) -> Vec<Entry> {
-        match self.0.iter().position(|e| e.message_id == message_id) {
-            Some(i) => self.0.drain(..=i).collect(),
-            None => Vec::new(),
+        let Some(i) = self.0.iter().position(|e| e.offset && e.message_id == message_id) else {
+            return Vec::new();
+        };
+        let (proven, kept): (Vec<Entry>, Vec<Entry>) = self.0.drain(..=i).partition(|e| e.offset);
+        for e in kept.into_iter().rev() {
+            self.0.push_front(e);
         }
+        proven
     }
 }
 
@@ -140,8 +147,23 @@ impl Handed {
             sent_at,
             bytes,
             mark: 0,
+            offset: true,
         });
         receipts.unproven_bytes.fetch_add(bytes, Ordering::SeqCst);
+    }
+
+    /// Records message `m` handed in a `sync` answer (proven by the heartbeat only).
+    pub fn add_synced(
+        &mut self,
+        receipts: &Receipts,
+        user_id: i64,
+        m: (i64, i64, i64, DateTime<Utc>),
+        bytes: usize,
+    ) {
+        self.add(receipts, user_id, m, bytes);
+        if let Some(last) = self.0.last_mut() {
+            last.offset = false;
+        }
     }
 
     /// Asks the socket for proof and, once it comes, reports the members reached; then
@@ -283,6 +305,7 @@ mod tests {
             sent_at: Utc::now(),
             bytes: 10,
             mark,
+            offset: true,
         }
     }
 
@@ -309,5 +332,16 @@ mod tests {
         assert_eq!(ids(&ledger.proven_by_offset(6)), vec![5, 6]);
         assert_eq!(ids(&ledger.proven_by_offset(6)), Vec::<i64>::new(), "proven once");
         assert_eq!(ids(&ledger.proven_by_offset(9)), vec![9]);
+    }
+
+    #[test]
+    fn an_offset_leaves_sync_answers_to_the_heartbeat() {
+        let synced = Entry {
+            offset: false,
+            ..entry(7, 1)
+        };
+        let mut ledger = Ledger([entry(5, 1), synced, entry(8, 2)].into());
+        assert_eq!(ids(&ledger.proven_by_offset(8)), vec![5, 8]);
+        assert_eq!(ids(&ledger.proven_by_ping(1)), vec![7]);
     }
 }

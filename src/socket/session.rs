@@ -60,6 +60,9 @@ pub struct Session {
     pub live: std::sync::atomic::AtomicBool,
     /// What was emitted to the socket and not yet shown received.
     pub receipts: Receipts,
+    /// Per conversation, the range of `seq`s already handed to this socket (as
+    /// `new_message` or in a `sync` answer), so neither path hands one over twice.
+    handed: Mutex<HashMap<i64, (i64, i64)>>,
 }
 
 impl Session {
@@ -80,6 +83,7 @@ impl Session {
             phase: tokio::sync::Mutex::new(Phase::Authenticated),
             live: std::sync::atomic::AtomicBool::new(false),
             receipts,
+            handed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -91,6 +95,24 @@ impl Session {
     pub fn extend(&self, token: &Verified) {
         self.expires_at.fetch_max(token.expires_at, Ordering::SeqCst);
         *self.jti.lock().expect("jti lock poisoned") = token.jti.clone();
+    }
+
+    /// Message `seq` of `conversation` was handed to this socket. Each path hands a
+    /// conversation's messages in ascending order without gaps (the queue, then live
+    /// messages; a `sync` answer from the client's `after_seq`), so a range says it all.
+    pub fn handed(&self, conversation: i64, seq: i64) {
+        let mut handed = self.handed.lock().expect("handed lock poisoned");
+        let range = handed.entry(conversation).or_insert((seq, seq));
+        *range = (range.0.min(seq), range.1.max(seq));
+    }
+
+    /// Whether message `seq` of `conversation` was already handed to this socket.
+    pub fn was_handed(&self, conversation: i64, seq: i64) -> bool {
+        self.handed
+            .lock()
+            .expect("handed lock poisoned")
+            .get(&conversation)
+            .is_some_and(|(from, through)| (*from..=*through).contains(&seq))
     }
 
     /// Whether the socket stands on the token `jti`.

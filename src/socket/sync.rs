@@ -5,6 +5,7 @@ use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::{
     events::{SyncAck, SyncIn, SyncedMessage, iso},
+    proof::Handed,
     reply::{invalid, reply_error},
     session::Session,
 };
@@ -12,6 +13,8 @@ use crate::{domain::conversations, state::AppState};
 
 /// Most messages one `sync` answers; the client asks again while `has_more`.
 const SYNC_BUDGET: u64 = 500;
+/// A synced message's JSON beside its content (ids, times), for the byte budget.
+const SYNCED_ENVELOPE_BYTES: usize = 200;
 
 pub async fn sync(
     s: SocketRef,
@@ -38,7 +41,14 @@ pub async fn sync(
     };
     match conversations::sync(&state.db, session.user_id, &since, SYNC_BUDGET).await {
         Ok((messages, has_more)) => {
-            let messages = messages
+            let items: Vec<_> = messages
+                .iter()
+                .map(|m| {
+                    let bytes = m.content.len() + SYNCED_ENVELOPE_BYTES;
+                    ((m.id, m.conversation_id, m.seq, m.sent_at), bytes)
+                })
+                .collect();
+            let messages: Vec<SyncedMessage> = messages
                 .into_iter()
                 .map(|m| SyncedMessage {
                     message_id: m.id,
@@ -51,7 +61,18 @@ pub async fn sync(
                     read_at: m.read_at.map(iso),
                 })
                 .collect();
-            ack.send(&SyncAck { messages, has_more }).ok();
+            if ack.send(&SyncAck { messages, has_more }).is_err() {
+                return;
+            }
+            // What the answer handed the device counts once the device proves it got it,
+            // and neither the offline queue nor live delivery hands it over again: noted
+            // once the answer is queued, so whatever they hand over later travels behind it.
+            let mut handed = Handed::default();
+            for (m, bytes) in items {
+                handed.add_synced(&session.receipts, session.user_id, m, bytes);
+                session.handed(m.1, m.2);
+            }
+            handed.await_proof(&session.receipts, state.messaging.clone(), async {});
         }
         Err(e) => reply_error(&s, ack, &e),
     }
