@@ -61,7 +61,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(metrics_addr) = config.metrics_addr {
         serve_metrics(metrics_addr, db.clone()).await?;
     }
-    let app = build(config, db);
+    let drain_timeout = config.drain_timeout;
+    let (app, shutdown) = build(config, db);
     // One plain line on stdout, so scripts and tests can find a random port.
     println!("realtime-chat listening on {addr}");
     tracing::info!(%addr, "listening");
@@ -72,14 +73,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
         }
     });
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (leaving, left) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            if tokio::time::timeout(drain_timeout, shutdown.run()).await.is_err() {
+                tracing::warn!("DRAIN_TIMEOUT_MS passed before the send queue drained");
+            }
+            let _ = leaving.send(());
+        })
+        .into_future();
+    // After the drain, requests still open (a long poll) get the rest of the timeout.
+    let overdue = async {
+        if left.await.is_ok() {
+            tokio::time::sleep(drain_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = overdue => tracing::warn!("connections still open after DRAIN_TIMEOUT_MS: exiting"),
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
-/// The whole application: REST routes and the Socket.IO layer over one shared state.
-pub fn build(config: Config, db: DatabaseConnection) -> Router {
+/// The whole application: REST routes and the Socket.IO layer over one shared state,
+/// and what leaving gracefully needs.
+pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdown::Shutdown) {
     let config = Arc::new(config);
     let metrics = monitoring::install();
     monitoring::record_limits(&config);
@@ -150,9 +172,15 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
         .ping_timeout(config.ping_timeout)
         .build_layer();
     socket::register(&io);
-    tokio::spawn(socket::dispatch::run(io, state.clone(), outcomes));
+    tokio::spawn(socket::dispatch::run(io.clone(), state.clone(), outcomes));
+    let connections = Connections::new(config.max_connections);
+    let shutdown = socket::shutdown::Shutdown {
+        io,
+        messaging: state.messaging.clone(),
+        connections: connections.clone(),
+    };
 
-    http::router()
+    let router = http::router()
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))) })
         .with_state(state)
         .merge(public_metrics)
@@ -165,11 +193,12 @@ pub fn build(config: Config, db: DatabaseConnection) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
                 .layer(MapRequestLayer::new(socket::request_copy::detach_head))
                 .layer(axum::middleware::from_fn_with_state(
-                    Connections::new(config.max_connections),
+                    connections,
                     socket::handshake::admit,
                 ))
                 .layer(sio_layer),
-        )
+        );
+    (router, shutdown)
 }
 
 /// `GET /metrics` on its own listener (`METRICS_ADDR`), e.g. one only the scraper reaches.

@@ -73,6 +73,9 @@ pub struct Config {
     /// it a live socket is disconnected (it catches up when it reconnects) and a
     /// catch-up page stops early.
     pub socket_buffer_bytes: usize,
+    /// On SIGTERM/SIGINT: how long to wait for accepted sends to commit and clients to
+    /// go before exiting anyway.
+    pub drain_timeout: Duration,
     /// Where `/metrics` is served instead of the public port (None: on the public port).
     pub metrics_addr: Option<SocketAddr>,
     /// How log lines are written (the subscriber is set up before this is read; see
@@ -224,6 +227,7 @@ impl Config {
             ping_interval: positive_millis("PING_INTERVAL_MS", 10_000)?,
             ping_timeout: positive_millis("PING_TIMEOUT_MS", 5_000)?,
             socket_buffer_bytes: parse("SOCKET_BUFFER_BYTES", 4 * 1024 * 1024)?,
+            drain_timeout: millis("DRAIN_TIMEOUT_MS", 10_000)?,
             hash_concurrency,
             hash_queue,
             metrics_addr,

@@ -135,6 +135,8 @@ impl Drop for Admission {
 pub struct Connections {
     max: usize,
     open: AtomicUsize,
+    /// Set on shutdown: no new connection is admitted.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Connections {
@@ -143,12 +145,16 @@ impl Connections {
         Arc::new(Connections {
             max,
             open: AtomicUsize::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// A slot for one more connection, freed when the last clone of it is dropped; none
     /// when the limit is reached.
     pub fn admit(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
         let taken = self
             .open
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
@@ -157,6 +163,11 @@ impl Connections {
         taken
             .ok()
             .map(|_| ConnectionSlot(Arc::new(SlotInner(self.clone()))))
+    }
+
+    /// Admits no more connections (shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// Connections open now.

@@ -11,6 +11,7 @@ pub mod receipts;
 pub mod reply;
 pub mod request_copy;
 pub mod session;
+pub mod shutdown;
 pub mod sync;
 pub mod typing;
 

@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 
 /// Connects to `url` (SQLite or PostgreSQL, chosen by the scheme).
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
@@ -56,9 +56,23 @@ fn postgres_port(url: &str) -> Option<u16> {
 
 /// Applies pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None).await?;
-    Ok(())
+    if db.get_database_backend() != DbBackend::Postgres {
+        Migrator::up(db, None).await?;
+        return Ok(());
+    }
+    // Nodes starting together on a fresh database would race to create the same tables:
+    // one migrates while the others wait on this lock, then find nothing to do. The lock
+    // is held by a transaction of its own and released when it ends.
+    let lock = db.begin().await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await?;
+    let migrated = Migrator::up(db, None).await;
+    lock.commit().await?;
+    Ok(migrated?)
 }
+
+/// The advisory lock key the nodes migrate under (any fixed number, ours alone).
+const MIGRATION_LOCK: i64 = 0x7263_6d69_6772;
 
 /// Whether the database answers a trivial query within two seconds.
 pub async fn ping(db: &DatabaseConnection) -> bool {

@@ -12,7 +12,13 @@ mod writer;
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -164,6 +170,8 @@ pub(crate) enum Command {
     Reached(Vec<Move>),
     /// Passed to the transport in queue order (after everything queued before it).
     Announce(Outcome),
+    /// Answered once everything queued before it is committed (shutdown).
+    Flush(oneshot::Sender<()>),
 }
 
 /// A cheap handle to this node's writer.
@@ -171,6 +179,8 @@ pub(crate) enum Command {
 pub struct Messaging {
     tx: mpsc::Sender<Command>,
     out: mpsc::UnboundedSender<Outcome>,
+    /// Set on shutdown: sends are refused (`unavailable`) while the queue drains.
+    draining: Arc<AtomicBool>,
 }
 
 /// How many sends may wait for the writer before senders are slowed down.
@@ -197,7 +207,14 @@ impl Messaging {
             catch_up_limit,
         };
         tokio::spawn(writer::run(setup, rx));
-        (Messaging { tx, out }, out_rx)
+        (
+            Messaging {
+                tx,
+                out,
+                draining: Arc::default(),
+            },
+            out_rx,
+        )
     }
 
     /// Passes outcomes that need no ordering with sends (read receipts, receipts that
@@ -218,6 +235,10 @@ impl Messaging {
         &self,
         req: SendRequest,
     ) -> DomainResult<oneshot::Receiver<DomainResult<StoredMessage>>> {
+        if self.draining.load(Ordering::SeqCst) {
+            // The client resends after it reconnects, to this node's successor.
+            return Err(DomainError::Unavailable);
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Send(req, reply))
@@ -240,6 +261,16 @@ impl Messaging {
     pub async fn reached(&self, moves: Vec<Move>) {
         if !moves.is_empty() {
             let _ = self.tx.send(Command::Reached(moves)).await;
+        }
+    }
+
+    /// Shutdown: refuses further sends and returns once every send accepted before is
+    /// committed (and its sender answered).
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let (done, flushed) = oneshot::channel();
+        if self.tx.send(Command::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
         }
     }
 

@@ -120,6 +120,9 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
                         Command::Announce(outcome) => {
                             let _ = w.out.send(outcome);
                         }
+                        Command::Flush(done) => {
+                            let _ = done.send(());
+                        }
                         Command::Send(..) | Command::Reached(..) => unreachable!("handled above"),
                     }
                 }
@@ -221,6 +224,8 @@ impl Writer {
                 Err(e) => return Err((e, batch)),
             }
         }
+        // In key order: two nodes creating the same chats at once then wait on each
+        // other's rows in one order, and cannot deadlock.
         let missing: Vec<(i64, i64)> = batch
             .iter()
             .filter_map(|(r, _)| match r.target {
@@ -230,7 +235,7 @@ impl Writer {
                 _ => None,
             })
             .filter(|pair| !self.pairs.contains_key(pair))
-            .collect::<HashSet<_>>()
+            .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
         if !missing.is_empty() {

@@ -5,6 +5,9 @@
 // Backend: SQLite in a fresh temporary directory, or, when TEST_DATABASE_URL is
 // set, a freshly created PostgreSQL database that is dropped afterwards. An
 // unreachable Postgres is an error (the test fails), never a silent skip.
+//
+// startCluster(n) starts n servers ("nodes") on one shared PostgreSQL database with
+// one JWT secret, as several nodes of one deployment run.
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -38,8 +41,62 @@ process.on("exit", () => {
  * `env` adds or overrides server environment variables (e.g. MAX_MESSAGE_BYTES).
  */
 export async function startServer({ env = {} } = {}) {
-  const database = await freshDatabase();
-  const secret = randomBytes(32).toString("hex");
+  return spawnServer({ database: await freshDatabase(), secret: newSecret(), env });
+}
+
+/**
+ * Starts `n` servers (nodes) on ONE fresh PostgreSQL database, sharing one JWT secret
+ * (a token from one node is valid on every other), each on its own random port.
+ * Resolves to n Server objects; the database is dropped when the last of them stops.
+ * `env` is given to every node. PostgreSQL only (TEST_DATABASE_URL): several nodes
+ * sharing storage is PostgreSQL's job.
+ */
+export async function startCluster(n, { env = {} } = {}) {
+  if (backend !== "postgres") {
+    throw new Error("startCluster: several nodes share one PostgreSQL database; set TEST_DATABASE_URL");
+  }
+  const handles = sharedDrop(await freshDatabase(), n);
+  const secret = newSecret();
+  const start = (database) => spawnServer({ database, secret, env });
+  // The first node applies the migrations alone; the others find the schema in place.
+  // (Nodes migrating one fresh database at once race: one of them exits with a
+  // duplicate-key error on pg_type, as `realtime-chat migrate` run twice at once does.)
+  const first = await Promise.allSettled([start(handles[0])]);
+  const rest = first[0].status === "fulfilled"
+    ? await Promise.allSettled(handles.slice(1).map(start))
+    : [];
+  const results = [...first, ...rest];
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) {
+    await Promise.all(results.filter((r) => r.status === "fulfilled").map((r) => r.value.stop()));
+    await Promise.all(handles.map((handle) => handle.drop()));
+    throw failed.reason;
+  }
+  return results.map((r) => r.value);
+}
+
+function newSecret() {
+  return randomBytes(32).toString("hex");
+}
+
+/** n handles on `database`, each dropping at most once; the last drop really drops it. */
+function sharedDrop(database, n) {
+  let left = n;
+  return Array.from({ length: n }, () => {
+    let dropped = false;
+    return {
+      ...database,
+      async drop() {
+        if (dropped) return;
+        dropped = true;
+        if (--left === 0) await database.drop();
+      },
+    };
+  });
+}
+
+/** Spawns `realtime-chat serve` on `database`; drops it if the server does not start. */
+async function spawnServer({ database, secret, env }) {
   let child;
   try {
     child = spawn(serverBinary, ["serve"], {
@@ -159,6 +216,22 @@ class Server {
     if (!("exp" in claims)) payload.exp = nowSeconds() + 3600;
     if (payload.exp === undefined) delete payload.exp;
     return jwt.sign(payload, secret, { algorithm, noTimestamp: true });
+  }
+
+  /**
+   * Sends `signal` to the server and waits for it to exit, keeping its database (stop()
+   * still removes it). Resolves to { code, signal, ms }: the exit and how long it took.
+   */
+  async terminate(signal = "SIGTERM") {
+    const child = this.#child;
+    const started = Date.now();
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return { code: child.exitCode, signal: child.signalCode, ms: 0 };
+    }
+    const exited = new Promise((resolve) => child.once("exit", (code, sig) => resolve({ code, signal: sig })));
+    child.kill(signal);
+    const { code, signal: sig } = await exited;
+    return { code, signal: sig, ms: Date.now() - started };
   }
 
   /** Stops the server and removes its database. */
