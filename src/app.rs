@@ -62,10 +62,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         serve_metrics(metrics_addr, db.clone()).await?;
     }
     let drain_timeout = config.drain_timeout;
+    let node_id = config.node_id.clone();
     let (app, shutdown) = build(config, db);
     // One plain line on stdout, so scripts and tests can find a random port.
     println!("realtime-chat listening on {addr}");
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, node = %node_id, "listening");
     // Without TCP_NODELAY, a small frame written right after another (the ping that asks
     // for proof of receipt after a message) waits for the client's delayed ACK: ~40 ms.
     let listener = listener.tap_io(|tcp| {

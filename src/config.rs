@@ -34,6 +34,8 @@ pub struct Config {
     /// Optional `iss` / `aud` put in issued tokens and required of presented ones.
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// This node's name in logs and `/health` (`NODE_ID`, or random per start).
+    pub node_id: String,
     pub host: String,
     pub port: u16,
     pub cors_origins: CorsOrigins,
@@ -242,6 +244,7 @@ impl Config {
             jwt_expires_in_hours,
             jwt_issuer: var("JWT_ISSUER"),
             jwt_audience: var("JWT_AUDIENCE"),
+            node_id: var("NODE_ID").unwrap_or_else(|| format!("{:08x}", rand::random::<u32>())),
             host: var("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: parse("PORT", 5000)?,
             cors_origins,

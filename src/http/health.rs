@@ -14,15 +14,18 @@ use crate::{state::AppState, store};
 )]
 /// `GET /health`: 200 while the database answers, 503 otherwise.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let node = &state.config.node_id;
     if store::db::ping(&state.db).await {
         (
             StatusCode::OK,
-            Json(json!({ "status": "ok", "database": "connected" })),
+            Json(json!({ "status": "ok", "database": "connected", "node": node, "redis": "unused" })),
         )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": "disconnected" })),
+            Json(
+                json!({ "status": "unavailable", "database": "disconnected", "node": node, "redis": "unused" }),
+            ),
         )
     }
 }

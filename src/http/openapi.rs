@@ -160,6 +160,12 @@ pub struct Health {
     /// `connected`, or `disconnected` with status 503.
     #[schema(examples("connected"))]
     pub database: String,
+    /// This node's id (`NODE_ID`, or one chosen at start), as in its logs.
+    #[schema(examples("a1b2c3d4"))]
+    pub node: String,
+    /// `unused`: nodes are not joined over Redis yet (`REDIS_URL` is not read).
+    #[schema(examples("unused"))]
+    pub redis: String,
 }
 
 /// `DELETE /api/groups/{id}/members/{user_id}` answers the group, or `{ success: true }`
