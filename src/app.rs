@@ -147,10 +147,12 @@ pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdow
     };
     state.limits.spawn_sweeper();
 
+    let sends = Arc::new(socket::shutdown::SendsInFlight::default());
     let (sio_layer, io) = SocketIo::builder()
         .with_state(state.clone())
         // Which messages each connection was handed, for its client's reconnect.
         .with_state(Arc::new(socket::proof::Recovery::default()))
+        .with_state(sends.clone())
         .max_payload(config.max_message_bytes as u64 + PACKET_OVERHEAD)
         // The defaults accept 64 MiB messages and 16 MiB frames, read whole before any
         // check, even from a socket that never authenticates: nothing we accept is near that.
@@ -179,6 +181,7 @@ pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdow
         io,
         messaging: state.messaging.clone(),
         connections: connections.clone(),
+        sends,
     };
 
     let router = http::router()

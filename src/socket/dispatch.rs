@@ -17,7 +17,7 @@ use super::{
         UserOnline, conversation_room, device_room, iso, user_room,
     },
     messaging::sent_payload,
-    proof::Handed,
+    proof::{Handed, HandedMessage},
     reply::emit_error,
     session::Session,
     typing,
@@ -136,8 +136,13 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo) {
         to_socket.add(
             &session.receipts,
             session.user_id,
-            (msg.id, msg.conversation_id, msg.seq, msg.sent_at),
-            raw.get().len(),
+            HandedMessage {
+                message_id: msg.id,
+                conversation_id: msg.conversation_id,
+                seq: msg.seq,
+                sent_at: msg.sent_at,
+                bytes: raw.get().len(),
+            },
         );
     }
 }
@@ -211,8 +216,13 @@ async fn hand_over(
         handed.add(
             &session.receipts,
             user_id,
-            (m.id, m.conversation_id, m.seq, m.sent_at),
-            raw.get().len(),
+            HandedMessage {
+                message_id: m.id,
+                conversation_id: m.conversation_id,
+                seq: m.seq,
+                sent_at: m.sent_at,
+                bytes: raw.get().len(),
+            },
         );
     }
     if !s.connected() {

@@ -1,10 +1,13 @@
 //! `send_message`: parse, queue in arrival order, answer the sender.
+use std::sync::Arc;
+
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::{
     events::{MessageSent, SendMessage, iso},
     reply::reply_error,
     session::Arrival,
+    shutdown::SendsInFlight,
 };
 use crate::{
     domain::{
@@ -20,11 +23,14 @@ pub async fn send_message(
     arrival: Arrival,
     ack: AckSender,
     State(state): State<AppState>,
+    State(in_flight): State<Arc<SendsInFlight>>,
     TryData(payload): TryData<SendMessage>,
 ) {
     let Some(session) = arrival.session else {
         return;
     };
+    // A draining node waits for this answer before it drops the connection.
+    let _answering = in_flight.enter();
     let queued = {
         // Every ticket takes its turn, refused or not, or the sends behind it would wait forever.
         let _turn = session.turn(arrival.ticket).await;

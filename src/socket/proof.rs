@@ -125,45 +125,42 @@ impl Receipts {
     }
 }
 
+/// One message as handed to a socket: which it is, and its size on the wire.
+pub struct HandedMessage {
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub sent_at: DateTime<Utc>,
+    pub bytes: usize,
+}
+
 /// What one socket was handed in one go, waiting for the proof that it arrived.
 #[derive(Default)]
 pub struct Handed(Vec<Entry>);
 
 impl Handed {
-    /// Records message `m` (id, conversation, seq, sent at) emitted for `user_id`.
-    pub fn add(
-        &mut self,
-        receipts: &Receipts,
-        user_id: i64,
-        m: (i64, i64, i64, DateTime<Utc>),
-        bytes: usize,
-    ) {
-        let (message_id, conversation_id, seq, sent_at) = m;
-        self.0.push(Entry {
-            message_id,
-            conversation_id,
-            user_id,
-            seq,
-            sent_at,
-            bytes,
-            mark: 0,
-            offset: true,
-        });
-        receipts.unproven_bytes.fetch_add(bytes, Ordering::SeqCst);
+    /// Records a `new_message` emitted to `receipts`' socket for `user_id`.
+    pub fn add(&mut self, receipts: &Receipts, user_id: i64, m: HandedMessage) {
+        self.push(receipts, user_id, m, true);
     }
 
-    /// Records message `m` handed in a `sync` answer (proven by the heartbeat only).
-    pub fn add_synced(
-        &mut self,
-        receipts: &Receipts,
-        user_id: i64,
-        m: (i64, i64, i64, DateTime<Utc>),
-        bytes: usize,
-    ) {
-        self.add(receipts, user_id, m, bytes);
-        if let Some(last) = self.0.last_mut() {
-            last.offset = false;
-        }
+    /// Records a message handed in a `sync` answer (proven by the heartbeat only).
+    pub fn add_synced(&mut self, receipts: &Receipts, user_id: i64, m: HandedMessage) {
+        self.push(receipts, user_id, m, false);
+    }
+
+    fn push(&mut self, receipts: &Receipts, user_id: i64, m: HandedMessage, offset: bool) {
+        self.0.push(Entry {
+            message_id: m.message_id,
+            conversation_id: m.conversation_id,
+            user_id,
+            seq: m.seq,
+            sent_at: m.sent_at,
+            bytes: m.bytes,
+            mark: 0,
+            offset,
+        });
+        receipts.unproven_bytes.fetch_add(m.bytes, Ordering::SeqCst);
     }
 
     /// Asks the socket for proof and, once it comes, reports the members reached; then

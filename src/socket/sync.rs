@@ -5,7 +5,7 @@ use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::{
     events::{SyncAck, SyncIn, SyncedMessage, iso},
-    proof::Handed,
+    proof::{Handed, HandedMessage},
     reply::{invalid, reply_error},
     session::Session,
 };
@@ -41,11 +41,14 @@ pub async fn sync(
     };
     match conversations::sync(&state.db, session.user_id, &since, SYNC_BUDGET).await {
         Ok((messages, has_more)) => {
-            let items: Vec<_> = messages
+            let items: Vec<HandedMessage> = messages
                 .iter()
-                .map(|m| {
-                    let bytes = m.content.len() + SYNCED_ENVELOPE_BYTES;
-                    ((m.id, m.conversation_id, m.seq, m.sent_at), bytes)
+                .map(|m| HandedMessage {
+                    message_id: m.id,
+                    conversation_id: m.conversation_id,
+                    seq: m.seq,
+                    sent_at: m.sent_at,
+                    bytes: m.content.len() + SYNCED_ENVELOPE_BYTES,
                 })
                 .collect();
             let messages: Vec<SyncedMessage> = messages
@@ -68,9 +71,9 @@ pub async fn sync(
             // and neither the offline queue nor live delivery hands it over again: noted
             // once the answer is queued, so whatever they hand over later travels behind it.
             let mut handed = Handed::default();
-            for (m, bytes) in items {
-                handed.add_synced(&session.receipts, session.user_id, m, bytes);
-                session.handed(m.1, m.2);
+            for m in items {
+                session.handed(m.conversation_id, m.seq);
+                handed.add_synced(&session.receipts, session.user_id, m);
             }
             handed.await_proof(&session.receipts, state.messaging.clone(), async {});
         }
