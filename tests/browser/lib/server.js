@@ -6,16 +6,11 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
+import { captureStderr, serverBinary, stopProcess, waitUntilListening } from "../../lib/server-process.mjs";
 
-const READY_LINE = /^realtime-chat listening on 127\.0\.0\.1:(\d+)\s*$/;
-const START_TIMEOUT_MS = Number(process.env.RC_START_TIMEOUT_MS ?? 60_000);
-
-/** Path of the server binary under test. */
-export const serverBinary =
-  process.env.RC_BIN ?? path.join(homedir(), ".cache/realtime-chat-target/debug/realtime-chat");
+export { serverBinary };
 
 const running = new Set();
 process.on("exit", () => {
@@ -46,7 +41,7 @@ export async function startServer({ env = {} } = {}) {
 
 class Server {
   #child = null;
-  #lines = [];
+  #log = { lines: [] };
 
   constructor({ workDir, env }) {
     this.workDir = workDir;
@@ -57,7 +52,7 @@ class Server {
 
   /** The last lines the server wrote to stderr (for diagnosing failures). */
   get log() {
-    return this.#lines.join("\n");
+    return this.#log.lines.join("\n");
   }
 
   async spawn(port) {
@@ -69,12 +64,8 @@ class Server {
     });
     this.#child = child;
     running.add(child);
-    createInterface({ input: child.stderr }).on("line", (line) => {
-      if (process.env.RC_SERVER_LOG) process.stderr.write(`[server] ${line}\n`);
-      this.#lines.push(line);
-      if (this.#lines.length > 200) this.#lines.shift();
-    });
-    this.port = await this.#waitUntilListening(child);
+    this.#log = captureStderr(child);
+    this.port = await waitUntilListening(child, this.#log);
     this.url = `http://127.0.0.1:${this.port}`;
   }
 
@@ -97,38 +88,8 @@ class Server {
   async #kill() {
     const child = this.#child;
     if (!child) return;
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcess(child);
     running.delete(child);
     this.#child = null;
-  }
-
-  #waitUntilListening(child) {
-    return new Promise((resolve, reject) => {
-      const fail = (why) => {
-        clearTimeout(timer);
-        reject(new Error(`${why}\n--- server stderr (tail) ---\n${this.#lines.slice(-30).join("\n")}`));
-      };
-      const timer = setTimeout(
-        () => fail(`server did not print its listening line within ${START_TIMEOUT_MS} ms`),
-        START_TIMEOUT_MS,
-      );
-      child.once("error", (err) => fail(`could not start ${serverBinary}: ${err.message}`));
-      child.once("exit", (code, signal) => fail(`server exited during start-up (code ${code}, signal ${signal})`));
-      createInterface({ input: child.stdout }).on("line", (line) => {
-        const match = READY_LINE.exec(line);
-        if (match) {
-          clearTimeout(timer);
-          child.removeAllListeners("exit");
-          child.removeAllListeners("error");
-          resolve(Number(match[1]));
-        }
-      });
-    });
   }
 }

@@ -12,18 +12,13 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir, homedir } from "node:os";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import jwt from "jsonwebtoken";
 import pg from "pg";
+import { captureStderr, serverBinary, stopProcess, waitUntilListening } from "../../lib/server-process.mjs";
 
-const READY_LINE = /^realtime-chat listening on 127\.0\.0\.1:(\d+)\s*$/;
-const START_TIMEOUT_MS = Number(process.env.RC_START_TIMEOUT_MS ?? 60_000);
-
-/** Path of the server binary under test. */
-export const serverBinary =
-  process.env.RC_BIN ?? path.join(homedir(), ".cache/realtime-chat-target/debug/realtime-chat");
+export { serverBinary };
 
 /** An ISO-8601 UTC timestamp, as every timestamp on the wire must be. */
 export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -237,13 +232,7 @@ class Server {
   /** Stops the server and removes its database. */
   async stop() {
     const child = this.#child;
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcess(child);
     running.delete(child);
     await this.#database.drop();
   }
@@ -303,37 +292,3 @@ async function freshDatabase() {
   };
 }
 
-function captureStderr(child) {
-  const log = { lines: [] };
-  createInterface({ input: child.stderr }).on("line", (line) => {
-    if (process.env.RC_SERVER_LOG) process.stderr.write(`[server] ${line}\n`);
-    log.lines.push(line);
-    if (log.lines.length > 200) log.lines.shift();
-  });
-  return log;
-}
-
-function waitUntilListening(child, log) {
-  return new Promise((resolve, reject) => {
-    const fail = (why) => {
-      clearTimeout(timer);
-      reject(new Error(`${why}\n--- server stderr (tail) ---\n${log.lines.slice(-30).join("\n")}`));
-    };
-    const timer = setTimeout(
-      () => fail(`server did not print its listening line within ${START_TIMEOUT_MS} ms`),
-      START_TIMEOUT_MS,
-    );
-    child.once("error", (err) => fail(`could not start ${serverBinary}: ${err.message}`));
-    child.once("exit", (code, signal) =>
-      fail(`server exited during start-up (code ${code}, signal ${signal})`),
-    );
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = READY_LINE.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        child.removeAllListeners("exit");
-        resolve(Number(match[1]));
-      }
-    });
-  });
-}

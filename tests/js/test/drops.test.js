@@ -446,3 +446,29 @@ test("a socket.io-client that comes back with its pid and offset is not handed a
   assert.equal((await bobSocket.expect("new_message")).message_id, after.message_id, "nothing handed over again");
   await closeAll(aliceSocket, bobSocket);
 });
+
+test("a user whose only connection dies silently goes offline within the heartbeat bound plus the grace", async () => {
+  const [alice, bob] = await server.registerMany("alice", "bob");
+  const proxy = await startLossyProxy({ target: server.url, jitterMs: [0, 0] });
+  const aliceSocket = await connect(server, alice);
+  const bobSocket = await connect(proxy, bob, { reconnection: false });
+  try {
+    // They have written to each other, so each sees the other's presence.
+    aliceSocket.emit("send_message", { to_user_id: bob.id, content: "hi" });
+    await bobSocket.expect("new_message");
+    bobSocket.emit("send_message", { to_user_id: alice.id, content: "hello" });
+    await aliceSocket.expect("new_message");
+
+    // Bob's phone leaves the network: the server is told nothing.
+    const cutAt = Date.now();
+    proxy.setOffline(true);
+    const offline = await aliceSocket.until("user_offline", (e) => e.user_id === bob.id, { timeoutMs: 15_000 });
+    const took = Date.now() - cutAt;
+    // PING_INTERVAL_MS + PING_TIMEOUT_MS (1 s + 1 s here) to notice, then PRESENCE_GRACE_MS (5 s).
+    assert.ok(took >= 5_000 && took < 9_000, `user_offline after ${took} ms`);
+    assert.ok(offline.last_seen);
+  } finally {
+    await closeAll(aliceSocket, bobSocket);
+    await proxy.close();
+  }
+});
