@@ -15,6 +15,7 @@ use tower_http::{
 
 use crate::{
     auth::jwt::JwtKeys,
+    cluster::{Adapter, Cluster},
     config::{Config, CorsOrigins},
     domain::{
         groups::Groups,
@@ -63,7 +64,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let drain_timeout = config.drain_timeout;
     let node_id = config.node_id.clone();
-    let (app, shutdown) = build(config, db);
+    let (app, shutdown) = build(config, db).await?;
     // One plain line on stdout, so scripts and tests can find a random port.
     println!("realtime-chat listening on {addr}");
     tracing::info!(%addr, node = %node_id, "listening");
@@ -102,8 +103,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// The whole application: REST routes and the Socket.IO layer over one shared state,
 /// and what leaving gracefully needs.
-pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdown::Shutdown) {
+pub async fn build(
+    config: Config,
+    db: DatabaseConnection,
+) -> anyhow::Result<(Router, socket::shutdown::Shutdown)> {
     let config = Arc::new(config);
+    let cluster = Cluster::new(&config)?;
+    if cluster.bus.is_clustered() {
+        tracing::info!(node = %config.node_id, "joining other nodes through Redis");
+    }
     let metrics = monitoring::install();
     monitoring::record_limits(&config);
     tokio::spawn(monitoring::upkeep(metrics.clone()));
@@ -115,7 +123,10 @@ pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdow
         }),
         Some(_) => Router::new(),
     };
-    let presence = Arc::new(Presence::default());
+    let presence = Arc::new(match &cluster.presence {
+        Some(registry) => Presence::clustered(registry.clone()),
+        None => Presence::default(),
+    });
     let typing = Arc::new(Typing::new(config.typing_throttle));
     let (messaging, outcomes) = Messaging::start(
         db.clone(),
@@ -128,7 +139,15 @@ pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdow
     let jwt = JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)
         .with_parties(config.jwt_issuer.clone(), config.jwt_audience.clone());
     let sessions = Sessions::new(db.clone(), jwt.clone(), messaging.clone());
+    if let Some(registry) = &cluster.presence {
+        tokio::spawn(
+            registry
+                .clone()
+                .upkeep(config.presence_node_ttl, presence.clone(), messaging.clone()),
+        );
+    }
     let state = AppState {
+        cluster: cluster.clone(),
         groups,
         hasher: Hasher::new(config.hash_concurrency, config.hash_queue),
         limits: Limits {
@@ -149,6 +168,7 @@ pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdow
 
     let sends = Arc::new(socket::shutdown::SendsInFlight::default());
     let (sio_layer, io) = SocketIo::builder()
+        .with_adapter::<Adapter>(cluster.adapter())
         .with_state(state.clone())
         // Which messages each connection was handed, for its client's reconnect.
         .with_state(Arc::new(socket::proof::Recovery::default()))
@@ -174,8 +194,13 @@ pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdow
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .build_layer();
-    socket::register(&io);
-    tokio::spawn(socket::dispatch::run(io.clone(), state.clone(), outcomes));
+    socket::register(&io).await?;
+    tokio::spawn(socket::dispatch::run(
+        io.clone(),
+        state.clone(),
+        outcomes,
+        cluster,
+    ));
     let connections = Connections::new(config.max_connections);
     let shutdown = socket::shutdown::Shutdown {
         io,
@@ -202,7 +227,7 @@ pub fn build(config: Config, db: DatabaseConnection) -> (Router, socket::shutdow
                 ))
                 .layer(sio_layer),
         );
-    (router, shutdown)
+    Ok((router, shutdown))
 }
 
 /// `GET /metrics` on its own listener (`METRICS_ADDR`), e.g. one only the scraper reaches.

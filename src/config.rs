@@ -36,6 +36,10 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     /// This node's name in logs and `/health` (`NODE_ID`, or random per start).
     pub node_id: String,
+    /// `REDIS_URL`: join the other nodes through this Redis (None: one node, in-process).
+    pub redis_url: Option<String>,
+    /// With Redis: a node whose heartbeat is this old is dead, and its users offline.
+    pub presence_node_ttl: Duration,
     pub host: String,
     pub port: u16,
     pub cors_origins: CorsOrigins,
@@ -245,6 +249,13 @@ impl Config {
             jwt_issuer: var("JWT_ISSUER"),
             jwt_audience: var("JWT_AUDIENCE"),
             node_id: var("NODE_ID").unwrap_or_else(|| format!("{:08x}", rand::random::<u32>())),
+            redis_url: match var("REDIS_URL") {
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                    return Err(bad("REDIS_URL", "must start with redis:// or rediss://"));
+                }
+                url => url,
+            },
+            presence_node_ttl: positive_millis("PRESENCE_NODE_TTL_MS", 15_000)?,
             host: var("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: parse("PORT", 5000)?,
             cors_origins,

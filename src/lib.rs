@@ -1,6 +1,7 @@
 //! realtime-chat: a Socket.IO chat server compatible with the Flask seed's clients.
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

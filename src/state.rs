@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     auth::jwt::JwtKeys,
+    cluster::Cluster,
     config::Config,
     domain::{
         groups::Groups, hashing::Hasher, limits::Limits, messaging::Messaging, presence::Presence,
@@ -17,6 +18,8 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// This node's link to the others (unused with one node).
+    pub cluster: Cluster,
     pub jwt: JwtKeys,
     pub config: Arc<Config>,
     pub messaging: Messaging,

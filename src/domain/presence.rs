@@ -1,17 +1,36 @@
 //! Who is online, and when users were last seen.
 //!
-//! This registry covers the devices connected to this node; with the in-process adapter
-//! that is every device. Only the message writer changes it, in its own order, so a
+//! This registry covers the devices connected to this node; with one node that is
+//! every device. With several, a [`Registry`] (Redis) is asked whenever a user's
+//! first device arrives on this node or their last one leaves it, so that "online" and
+//! "offline" mean anywhere. Only the message writer changes it, in its own order, so a
 //! message is either delivered live or found by the device's catch-up, never both.
 //!
 //! A user whose last device leaves lingers (still appears online) for a grace period, so
-//! a quick reconnect does not flap offline/online to their contacts.
+//! a quick reconnect (to this node or another) does not flap offline/online to their
+//! contacts.
 use std::{
     collections::{HashMap, HashSet},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+
+/// Presence across nodes. Each call answers None when the registry cannot be reached:
+/// this node then decides from what it knows itself.
+pub trait Registry: Send + Sync {
+    /// `user`'s first device on this node arrived: whether they were offline everywhere.
+    fn arrived(&self, user: i64) -> BoxFuture<'_, Option<bool>>;
+    /// `user`'s last device on this node left: whether none is left anywhere (a linger
+    /// named `token` then starts).
+    fn departed(&self, user: i64, token: u64) -> BoxFuture<'_, Option<bool>>;
+    /// The linger `token` ran its course: whether the user is now offline everywhere
+    /// (false if a device came back anywhere, or a later linger took over).
+    fn expired(&self, user: i64, token: u64) -> BoxFuture<'_, Option<bool>>;
+    /// Whether the user has a device, or lingers, on any node (as last heard).
+    fn appears_online(&self, user: i64) -> bool;
+}
 
 /// An opaque handle for one connected device (a socket id for the socket layer).
 pub type DeviceId = String;
@@ -27,6 +46,7 @@ struct Inner {
 #[derive(Default)]
 pub struct Presence {
     inner: Mutex<Inner>,
+    cluster: Option<Arc<dyn Registry>>,
 }
 
 /// What a device connecting means for the user's contacts.
@@ -48,6 +68,68 @@ pub enum Departure {
 }
 
 impl Presence {
+    /// Presence shared with other nodes through `cluster`.
+    pub fn clustered(cluster: Arc<dyn Registry>) -> Self {
+        Presence {
+            inner: Mutex::default(),
+            cluster: Some(cluster),
+        }
+    }
+
+    /// Records a connected device (idempotent) and says what it means anywhere.
+    pub async fn connect(&self, user: i64, device: &DeviceId) -> Arrival {
+        let (local, first_here) = {
+            let mut inner = self.lock();
+            let had_devices = inner.devices.contains_key(&user);
+            (Self::arrive(&mut inner, user, device), !had_devices)
+        };
+        let Some(cluster) = &self.cluster else {
+            return local;
+        };
+        if !first_here {
+            return Arrival::Unchanged;
+        }
+        match cluster.arrived(user).await {
+            Some(true) => Arrival::CameOnline,
+            Some(false) => Arrival::Unchanged,
+            None => local,
+        }
+    }
+
+    /// Forgets a device (idempotent); a linger starts only when no device is left anywhere.
+    pub async fn disconnect(&self, user: i64, device: &DeviceId, at: DateTime<Utc>) -> Departure {
+        let local = self.device_disconnected(user, device, at);
+        let (Some(cluster), Departure::Lingering { generation }) = (&self.cluster, &local) else {
+            return local;
+        };
+        match cluster.departed(user, *generation).await {
+            Some(false) => {
+                // Online elsewhere: nothing lingers here.
+                self.lock().lingering.remove(&user);
+                Departure::Unchanged
+            }
+            _ => local,
+        }
+    }
+
+    /// Ends a linger nothing interrupted, here or elsewhere; returns when the user was
+    /// last seen.
+    pub async fn expire_anywhere(&self, user: i64, generation: u64) -> Option<DateTime<Utc>> {
+        let at = self.expire(user, generation)?;
+        match &self.cluster {
+            Some(cluster) => match cluster.expired(user, generation).await {
+                Some(false) => None,
+                _ => Some(at),
+            },
+            None => Some(at),
+        }
+    }
+
+    /// Users with a device on this node (to register again with a registry that lost them).
+    pub fn local_users(&self) -> Vec<i64> {
+        self.lock().devices.keys().copied().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("presence lock poisoned")
     }
@@ -55,6 +137,10 @@ impl Presence {
     /// Records a connected device. Idempotent.
     pub fn device_connected(&self, user: i64, device: &DeviceId) -> Arrival {
         let mut inner = self.lock();
+        Self::arrive(&mut inner, user, device)
+    }
+
+    fn arrive(inner: &mut Inner, user: i64, device: &DeviceId) -> Arrival {
         let was_lingering = inner.lingering.remove(&user).is_some();
         let set = inner.devices.entry(user).or_default();
         let first = set.insert(device.clone()) && set.len() == 1;
@@ -101,8 +187,11 @@ impl Presence {
 
     /// Whether contacts should see the user as online (connected, or within the grace).
     pub fn appears_online(&self, user: i64) -> bool {
-        let inner = self.lock();
-        inner.devices.contains_key(&user) || inner.lingering.contains_key(&user)
+        let here = {
+            let inner = self.lock();
+            inner.devices.contains_key(&user) || inner.lingering.contains_key(&user)
+        };
+        here || self.cluster.as_ref().is_some_and(|c| c.appears_online(user))
     }
 }
 

@@ -1,10 +1,11 @@
 //! Connection lifecycle: authenticate the handshake, register handlers, say goodbye.
+use super::{SocketIo, SocketRef};
 use std::sync::Arc;
 
 use metrics::{counter, gauge};
 use socketioxide::{
-    SocketIo, TransportType,
-    extract::{SocketRef, State, TryData},
+    TransportType,
+    extract::{State, TryData},
     recovery::PrivateSessionId,
     socket::DisconnectReason,
 };

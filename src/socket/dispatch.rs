@@ -1,14 +1,18 @@
 //! Announces what the domain decided, in the order it decided it, and reports back
-//! which members' devices messages reached.
+//! which members' devices messages reached. With several nodes, what other nodes
+//! decided arrives here too (the relay), and is carried out for this node's sockets.
 use std::{
     collections::HashMap,
     str::FromStr,
     sync::{Arc, atomic::Ordering},
+    time::Duration,
 };
+
+use super::{SocketIo, SocketRef};
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
-use socketioxide::{SocketIo, extract::SocketRef, socket::Sid};
+use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
 use super::{
@@ -23,6 +27,11 @@ use super::{
     typing,
 };
 use crate::{
+    cluster::{
+        Cluster,
+        bus::LinkState,
+        relay::{Relay, Relayed},
+    },
     domain::{
         DomainError,
         groups::{GroupChange, GroupEvent},
@@ -31,61 +40,197 @@ use crate::{
     state::AppState,
 };
 
+/// How long a gap (a message handed before an earlier one) may stay open before the
+/// device's queue is read again: the earlier message is normally on its way from the
+/// node that stored it.
+const GAP_PATIENCE: Duration = Duration::from_millis(300);
+
 /// Runs until the writer stops.
-pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
-    while let Some(outcome) = outcomes.recv().await {
-        match outcome {
-            Outcome::Joined {
-                conversation_id,
-                user_ids,
-            } => join_live(&io, conversation_id, &user_ids),
-            Outcome::Stored(batch) => {
-                let mut handed = HashMap::new();
-                for stored in batch {
-                    announce_stored(&io, stored, &mut handed);
-                }
-                for (s, session, handed) in handed.into_values() {
-                    if session.receipts.over_budget() {
-                        tracing::warn!(sid = %s.id, "device cannot keep up: disconnected, it will catch up");
-                        session.receipts.cut_off(&s);
-                    }
-                    handed.await_proof(&session.receipts, state.messaging.clone(), async {});
+pub async fn run(
+    io: SocketIo,
+    state: AppState,
+    mut outcomes: mpsc::UnboundedReceiver<Outcome>,
+    cluster: Cluster,
+) {
+    let mut relayed = cluster.relay.subscribe().await;
+    let mut link = cluster.bus.watch();
+    let relay = &cluster.relay;
+    loop {
+        tokio::select! {
+            outcome = outcomes.recv() => {
+                let Some(outcome) = outcome else { return };
+                announce(&io, &state, relay, outcome).await;
+            }
+            Some(event) = relayed.recv() => carry_out(&io, &state, &cluster, event),
+            Ok(()) = link.changed() => {
+                if *link.borrow_and_update() == LinkState::Connected {
+                    // What crossed nodes while Redis was away never arrived: every live
+                    // device reads its queue again (it gets only what it lacks).
+                    refill_all(&io, &state).await;
                 }
             }
-            Outcome::CatchUp {
-                device,
-                user_id,
-                messages,
-                rooms,
-            } => hand_over(&io, &state, device, user_id, messages, rooms).await,
-            Outcome::CatchUpFailed { device } => {
-                // It reconnects and tries again.
-                if let Some(s) = socket(&io, &device) {
-                    cut_off(&s);
-                }
-            }
-            Outcome::TypingStopped {
-                conversation_id,
-                user_id,
-            } => typing::announce(&io, conversation_id, user_id, false).await,
-            Outcome::Presence {
-                user_id,
-                online,
-                last_seen,
-                contacts,
-            } => announce_presence(&io, user_id, online, last_seen, &contacts).await,
-            Outcome::Read(receipt) => announce_read(&io, receipt).await,
-            Outcome::Delivered { messages, at } => tell_delivered(&io, &messages, at).await,
-            Outcome::Group(event) => announce_group(&io, event).await,
-            Outcome::EndSessions { user_id, jti } => end_sessions(&io, user_id, jti.as_deref()),
         }
     }
+}
+
+async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, outcome: Outcome) {
+    match outcome {
+        Outcome::Joined {
+            conversation_id,
+            user_ids,
+            since,
+        } => {
+            join_live(io, conversation_id, &user_ids, since, false);
+            relay.publish(Relayed::Joined {
+                conversation_id,
+                user_ids,
+                since,
+            });
+        }
+        Outcome::Stored(batch) => {
+            let mut handed = HashMap::new();
+            let mut fresh = Vec::new();
+            for stored in batch {
+                if let Some(message) = announce_stored(io, stored, &mut handed, state)
+                    && relay.is_clustered()
+                {
+                    fresh.push(message);
+                }
+            }
+            if !fresh.is_empty() {
+                relay.publish(Relayed::Stored { messages: fresh });
+            }
+            await_proofs(state, handed);
+        }
+        Outcome::CatchUp {
+            device,
+            user_id,
+            messages,
+            rooms,
+        } => hand_over(io, state, device, user_id, messages, rooms).await,
+        Outcome::CatchUpFailed { device } => {
+            // It reconnects and tries again.
+            if let Some(s) = socket(io, &device) {
+                cut_off(&s);
+            }
+        }
+        Outcome::TypingStopped {
+            conversation_id,
+            user_id,
+        } => typing::announce(io, conversation_id, user_id, false).await,
+        Outcome::Presence {
+            user_id,
+            online,
+            last_seen,
+            contacts,
+        } => announce_presence(io, user_id, online, last_seen, &contacts).await,
+        Outcome::Read(receipt) => announce_read(io, receipt).await,
+        Outcome::Delivered { messages, at } => tell_delivered(io, &messages, at).await,
+        Outcome::Group(event) => {
+            if !event.join.is_empty() {
+                relay.publish(Relayed::Joined {
+                    conversation_id: event.conversation_id,
+                    user_ids: event.join.clone(),
+                    since: None,
+                });
+            }
+            if !event.leave.is_empty() {
+                relay.publish(Relayed::Left {
+                    conversation_id: event.conversation_id,
+                    user_ids: event.leave.clone(),
+                });
+            }
+            announce_group(io, event).await
+        }
+        Outcome::EndSessions { user_id, jti } => {
+            end_sessions(io, user_id, jti.as_deref());
+            relay.publish(Relayed::EndSessions { user_id, jti });
+        }
+    }
+}
+
+/// Carries out, for this node's sockets, what another node decided.
+fn carry_out(io: &SocketIo, state: &AppState, cluster: &Cluster, event: Relayed) {
+    tracing::debug!(node = %state.config.node_id, ?event, "relayed from another node");
+    match event {
+        Relayed::Stored { messages } => {
+            let mut handed = HashMap::new();
+            for message in &messages {
+                deliver_live(io, message, &mut handed, state);
+            }
+            await_proofs(state, handed);
+        }
+        Relayed::Joined {
+            conversation_id,
+            user_ids,
+            since,
+        } => join_live(io, conversation_id, &user_ids, since, true),
+        Relayed::Left {
+            conversation_id,
+            user_ids,
+        } => leave(io, conversation_id, &user_ids),
+        Relayed::EndSessions { user_id, jti } => end_sessions(io, user_id, jti.as_deref()),
+        Relayed::Presence { user_id, online } => {
+            if let Some(presence) = &cluster.presence {
+                presence.heard(user_id, online);
+            }
+        }
+    }
+}
+
+/// Waits for each socket's proof of what it was handed; cuts off those past their budget.
+fn await_proofs(state: &AppState, handed: HandedTo) {
+    for (s, session, handed) in handed.into_values() {
+        if session.receipts.over_budget() {
+            tracing::warn!(sid = %s.id, "device cannot keep up: disconnected, it will catch up");
+            session.receipts.cut_off(&s);
+        }
+        handed.await_proof(&session.receipts, state.messaging.clone(), async {});
+    }
+}
+
+/// Every live device on this node reads its offline queue again.
+async fn refill_all(io: &SocketIo, state: &AppState) {
+    for s in io.sockets() {
+        if let Some(session) = s.extensions.get::<Arc<Session>>()
+            && session.live.load(Ordering::SeqCst)
+        {
+            state
+                .messaging
+                .catch_up_more(session.user_id, s.id.to_string())
+                .await;
+        }
+    }
+}
+
+/// A message was handed beyond a gap: unless the gap closes soon, the device reads its
+/// queue again (whatever is missing and not already on another of the member's devices
+/// is there).
+fn mind_the_gap(s: &SocketRef, session: &Arc<Session>, state: &AppState) {
+    if session.refill_pending.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let (s, session, messaging) = (s.clone(), session.clone(), state.messaging.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(GAP_PATIENCE).await;
+        session.refill_pending.store(false, Ordering::SeqCst);
+        if s.connected() && session.has_gap() {
+            messaging.catch_up_more(session.user_id, s.id.to_string()).await;
+        }
+    });
 }
 
 /// Per socket, what this batch handed it.
 type HandedTo = HashMap<Sid, (SocketRef, Arc<Session>, Handed)>;
 
-fn announce_stored(io: &SocketIo, stored: Stored, handed: &mut HandedTo) {
+/// Answers the sender's device and hands a new message to live devices; returns it
+/// when it is new (for the other nodes).
+fn announce_stored(
+    io: &SocketIo,
+    stored: Stored,
+    handed: &mut HandedTo,
+    state: &AppState,
+) -> Option<StoredMessage> {
     let Stored {
         device,
         message,
@@ -96,16 +241,17 @@ fn announce_stored(io: &SocketIo, stored: Stored, handed: &mut HandedTo) {
     }
     if !fresh {
         // A retry: members heard of it the first time.
-        return;
+        return None;
     }
-    deliver_live(io, &message, handed);
+    deliver_live(io, &message, handed, state);
+    Some(message)
 }
 
 /// Hands a message to every live device of the other members (devices still catching
 /// up will find it in their queue). Each device gets it separately: it counts as
 /// reached only once that device proves it arrived (`proof`), and a device whose
 /// buffer is full is disconnected at once (it catches up on reconnect).
-fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo) {
+fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo, state: &AppState) {
     let payload = NewMessage {
         message_id: msg.id,
         conversation_id: msg.conversation_id,
@@ -123,13 +269,18 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo) {
         let Some(session) = s.extensions.get::<Arc<Session>>() else {
             continue;
         };
-        if session.user_id == msg.sender_id
-            || session.was_handed(msg.conversation_id, msg.seq)
-            || !emit_new(&s, &session, &raw, msg.id)
-        {
+        if session.user_id == msg.sender_id {
+            // The sender's devices hold their own messages: no gap in their run.
+            session.handed(msg.conversation_id, msg.seq);
             continue;
         }
-        session.handed(msg.conversation_id, msg.seq);
+        if session.was_handed(msg.conversation_id, msg.seq) || !emit_new(&s, &session, &raw, msg.id) {
+            continue;
+        }
+        let covers = session.handed(msg.conversation_id, msg.seq);
+        if covers < msg.seq {
+            mind_the_gap(&s, &session, state);
+        }
         let (_, session, to_socket) = handed
             .entry(s.id)
             .or_insert_with(|| (s, session, Handed::default()));
@@ -139,7 +290,7 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo) {
             HandedMessage {
                 message_id: msg.id,
                 conversation_id: msg.conversation_id,
-                seq: msg.seq,
+                covers,
                 sent_at: msg.sent_at,
                 bytes: raw.get().len(),
             },
@@ -174,7 +325,7 @@ async fn hand_over(
     device: String,
     user_id: i64,
     messages: Vec<QueuedMessage>,
-    rooms: Option<Vec<i64>>,
+    rooms: Option<Vec<(i64, i64)>>,
 ) {
     let Some((s, session)) =
         socket(io, &device).and_then(|s| s.extensions.get::<Arc<Session>>().map(|session| (s, session)))
@@ -185,14 +336,19 @@ async fn hand_over(
     };
     let mut handed = Handed::default();
     let mut complete = true;
+    let mut skipped = false;
     for (i, m) in messages.iter().enumerate() {
         if i > 0 && session.receipts.over_budget() {
             // The rest waits for the next page, asked for once this part is proven.
             complete = false;
             break;
         }
+        // The queue holds every message from others after the member's delivered
+        // position: what it skips before this one is the member's own (or had).
+        session.holds_through(m.conversation_id, m.seq - 1);
         if session.was_handed(m.conversation_id, m.seq) {
-            // Already in a `sync` answer to this socket, waiting for its proof.
+            // Already handed (live, or in a `sync` answer), waiting for its proof.
+            skipped = true;
             continue;
         }
         let payload = NewMessage {
@@ -212,14 +368,14 @@ async fn hand_over(
             // Disconnected: what was not proven stays queued for the next connect.
             return;
         }
-        session.handed(m.conversation_id, m.seq);
+        let covers = session.handed(m.conversation_id, m.seq);
         handed.add(
             &session.receipts,
             user_id,
             HandedMessage {
                 message_id: m.id,
                 conversation_id: m.conversation_id,
-                seq: m.seq,
+                covers,
                 sent_at: m.sent_at,
                 bytes: raw.get().len(),
             },
@@ -229,38 +385,89 @@ async fn hand_over(
         return;
     }
     let next_page = match rooms {
-        Some(rooms) if complete => {
-            s.join(rooms.into_iter().map(conversation_room).collect::<Vec<_>>());
+        Some(rooms) if complete && !session.missed_move.swap(false, Ordering::SeqCst) => {
+            // The queue is drained: the device holds each conversation up to where it
+            // stood when the queue was read (what is not in the queue reached another
+            // of the member's devices, or is the member's own).
+            for (conversation_id, last_seq) in &rooms {
+                session.holds_through(*conversation_id, *last_seq);
+            }
+            s.join(
+                rooms
+                    .into_iter()
+                    .map(|(c, _)| conversation_room(c))
+                    .collect::<Vec<_>>(),
+            );
             session.live.store(true, Ordering::SeqCst);
             None
         }
         _ => Some(state.messaging.clone()),
     };
+    // A page whose messages were all handed already (their proof is on its way) would
+    // come back unchanged if asked for at once.
+    let patience = (handed.is_empty() && skipped).then_some(GAP_PATIENCE);
     let after = async move {
         if let Some(messaging) = next_page {
+            if let Some(wait) = patience {
+                tokio::time::sleep(wait).await;
+            }
             messaging.catch_up_more(user_id, device).await;
         }
     };
     handed.await_proof(&session.receipts, state.messaging.clone(), after);
 }
 
-/// The live devices of these users join a conversation's room. Devices still catching
-/// up join with the last page of their queue instead.
-fn join_live(io: &SocketIo, conversation_id: i64, users: &[i64]) {
+/// The live devices of these users join a conversation's room (holding it up to
+/// `since`, when known). Devices still catching up join with the last page of their
+/// queue instead, unless the change comes from another node (`cross_node`).
+fn join_live(io: &SocketIo, conversation_id: i64, users: &[i64], since: Option<i64>, cross_node: bool) {
+    if users.is_empty() {
+        // `io.to([])` would be every socket of the node.
+        return;
+    }
     let rooms: Vec<String> = users.iter().map(|u| user_room(*u)).collect();
     for s in io.to(rooms).sockets() {
-        let live = s
-            .extensions
-            .get::<Arc<Session>>()
-            .is_some_and(|session| session.live.load(Ordering::SeqCst));
-        if live {
-            s.join(conversation_room(conversation_id));
+        let Some(session) = s.extensions.get::<Arc<Session>>() else {
+            continue;
+        };
+        if !session.live.load(Ordering::SeqCst) {
+            if !cross_node {
+                // Joins with the last page of its queue, which this node's writer reads
+                // after the change.
+                continue;
+            }
+            // Another node made the change: this device's queue read may predate it, so
+            // it reads again before going live, and takes the conversation's messages
+            // from now on meanwhile (its spans sort out the order).
+            session.missed_move.store(true, Ordering::SeqCst);
+        }
+        if let Some(since) = since {
+            session.holds_through(conversation_id, since);
+        }
+        s.join(conversation_room(conversation_id));
+    }
+}
+
+/// These users' devices on this node leave a conversation's room.
+fn leave(io: &SocketIo, conversation_id: i64, users: &[i64]) {
+    if users.is_empty() {
+        // `io.to([])` would be every socket of the node.
+        return;
+    }
+    let rooms: Vec<String> = users.iter().map(|u| user_room(*u)).collect();
+    for s in io.to(rooms).sockets() {
+        s.leave(conversation_room(conversation_id));
+        if let Some(session) = s.extensions.get::<Arc<Session>>()
+            && !session.live.load(Ordering::SeqCst)
+        {
+            // Its queue read may still name the room it left.
+            session.missed_move.store(true, Ordering::SeqCst);
         }
     }
 }
 
 async fn announce_group(io: &SocketIo, e: GroupEvent) {
-    join_live(io, e.conversation_id, &e.join);
+    join_live(io, e.conversation_id, &e.join, None, false);
     let name = match e.change {
         GroupChange::Created => events::GROUP_CREATED,
         GroupChange::MemberAdded => events::MEMBER_ADDED,
@@ -281,12 +488,7 @@ async fn announce_group(io: &SocketIo, e: GroupEvent) {
     if let Err(err) = io.to(rooms).emit(name, &payload).await {
         tracing::warn!(error = %err, conversation_id = e.conversation_id, "group event not announced");
     }
-    if !e.leave.is_empty() {
-        let rooms: Vec<String> = e.leave.iter().map(|u| user_room(*u)).collect();
-        for s in io.to(rooms).sockets() {
-            s.leave(conversation_room(e.conversation_id));
-        }
-    }
+    leave(io, e.conversation_id, &e.leave);
 }
 
 async fn announce_presence(

@@ -1,12 +1,12 @@
 //! A socket lives no longer than its token: at `exp` it is told why and disconnected,
 //! unless the client sent a fresh token (`auth_refresh`) before. Reconnecting with a
 //! fresh token loses nothing: the offline queue and `sync` pick up where it left off.
+use super::{AckSender, SocketIo, SocketRef};
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use socketioxide::{
-    SocketIo,
-    extract::{AckSender, SocketRef, State, TryData},
+    extract::{State, TryData},
     socket::Sid,
 };
 

@@ -1,7 +1,8 @@
 //! `send_message`: parse, queue in arrival order, answer the sender.
+use super::{AckSender, SocketRef};
 use std::sync::Arc;
 
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{State, TryData};
 
 use super::{
     events::{MessageSent, SendMessage, iso},

@@ -15,9 +15,18 @@ pub mod shutdown;
 pub mod sync;
 pub mod typing;
 
-use socketioxide::{SocketIo, handler::ConnectHandler};
+use socketioxide::handler::ConnectHandler;
+
+use crate::cluster::Adapter;
+
+/// The Socket.IO server, its sockets and acks, over the cluster's adapter.
+pub type SocketIo = socketioxide::SocketIo<Adapter>;
+pub type SocketRef = socketioxide::extract::SocketRef<Adapter>;
+pub type AckSender = socketioxide::extract::AckSender<Adapter>;
 
 /// Registers the default namespace with its authentication middleware.
-pub fn register(io: &SocketIo) {
-    io.ns("/", connect::on_connect.with(connect::admit));
+pub async fn register(io: &SocketIo) -> anyhow::Result<()> {
+    io.ns("/", connect::on_connect.with(connect::admit))
+        .await
+        .map_err(|e| anyhow::anyhow!("the Socket.IO adapter did not start: {e}"))
 }

@@ -1,6 +1,6 @@
 //! `ping` → `pong`: an application-level heartbeat the seed's clients use.
+use super::SocketRef;
 use chrono::Utc;
-use socketioxide::extract::SocketRef;
 
 use super::events::{self, Pong, iso};
 

@@ -13,6 +13,7 @@
 //! Only then does a member's delivered position move; whatever is never proven stays in
 //! the member's offline queue and is handed over again on the next connect, with the
 //! same `message_id` and `seq`.
+use super::SocketRef;
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
@@ -25,7 +26,6 @@ use std::{
 use chrono::{DateTime, Utc};
 use engineioxide::Heartbeats;
 use metrics::{counter, histogram};
-use socketioxide::extract::SocketRef;
 
 use crate::{
     domain::messaging::{Messaging, Move},
@@ -42,7 +42,9 @@ struct Entry {
     message_id: i64,
     conversation_id: i64,
     user_id: i64,
-    seq: i64,
+    /// The end of the unbroken run of the conversation the device held once it had
+    /// this message: what proving it vouches for (`domain::spans`).
+    covers: i64,
     sent_at: DateTime<Utc>,
     bytes: usize,
     /// The ping whose pong proves it.
@@ -129,7 +131,8 @@ impl Receipts {
 pub struct HandedMessage {
     pub message_id: i64,
     pub conversation_id: i64,
-    pub seq: i64,
+    /// What `Session::handed` answered for it.
+    pub covers: i64,
     pub sent_at: DateTime<Utc>,
     pub bytes: usize,
 }
@@ -144,6 +147,10 @@ impl Handed {
         self.push(receipts, user_id, m, true);
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Records a message handed in a `sync` answer (proven by the heartbeat only).
     pub fn add_synced(&mut self, receipts: &Receipts, user_id: i64, m: HandedMessage) {
         self.push(receipts, user_id, m, false);
@@ -154,7 +161,7 @@ impl Handed {
             message_id: m.message_id,
             conversation_id: m.conversation_id,
             user_id,
-            seq: m.seq,
+            covers: m.covers,
             sent_at: m.sent_at,
             bytes: m.bytes,
             mark: 0,
@@ -215,7 +222,7 @@ async fn report(proven: Vec<Entry>, unproven: &AtomicUsize, messaging: &Messagin
         let latency = (now - e.sent_at).to_std().unwrap_or_default();
         histogram!(monitoring::DELIVERY_LATENCY).record(latency.as_secs_f64());
         let seq = furthest.entry((e.conversation_id, e.user_id)).or_default();
-        *seq = (*seq).max(e.seq);
+        *seq = (*seq).max(e.covers);
     }
     let moves = furthest
         .into_iter()
@@ -298,7 +305,7 @@ mod tests {
             message_id,
             conversation_id: 1,
             user_id: 2,
-            seq: message_id,
+            covers: message_id,
             sent_at: Utc::now(),
             bytes: 10,
             mark,

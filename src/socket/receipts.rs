@@ -1,7 +1,8 @@
 //! `mark_read`: the socket form of `POST /api/messages/read`, with an optional bound.
+use super::{AckSender, SocketRef};
 use std::sync::Arc;
 
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{State, TryData};
 
 use super::{
     events::{MarkReadAck, MarkReadIn},

@@ -1,7 +1,7 @@
 //! Answering a refused request: the `error` event seed clients listen to, and the ack.
-use socketioxide::extract::{AckSender, SocketRef};
 
 use super::events::{self, AckError, ErrorBody, ErrorEvent};
+use super::{AckSender, SocketRef};
 use crate::domain::DomainError;
 
 /// Tells the sender why its request was refused, on `error` and on the ack if asked.

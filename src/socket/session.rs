@@ -19,7 +19,10 @@ use socketioxide_core::Value;
 use tokio::sync::oneshot;
 
 use super::proof::Receipts;
-use crate::{auth::jwt::Verified, domain::limits::Admission};
+use crate::{
+    auth::jwt::Verified,
+    domain::{limits::Admission, spans::Spans},
+};
 
 /// Where a socket is in its life, as the message writer has been told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +63,15 @@ pub struct Session {
     pub live: std::sync::atomic::AtomicBool,
     /// What was emitted to the socket and not yet shown received.
     pub receipts: Receipts,
-    /// Per conversation, the range of `seq`s already handed to this socket (as
-    /// `new_message` or in a `sync` answer), so neither path hands one over twice.
-    handed: Mutex<HashMap<i64, (i64, i64)>>,
+    /// Per conversation, the `seq`s already handed to this socket (as `new_message` or
+    /// in a `sync` answer), so neither path hands one over twice.
+    handed: Mutex<Spans>,
+    /// Set while a re-read of the offline queue is pending for a gap (several nodes).
+    pub refill_pending: std::sync::atomic::AtomicBool,
+    /// Another node changed the user's memberships while this device was still catching
+    /// up: the rooms its queue read named may be stale, so it reads once more before
+    /// going live.
+    pub missed_move: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -83,7 +92,9 @@ impl Session {
             phase: tokio::sync::Mutex::new(Phase::Authenticated),
             live: std::sync::atomic::AtomicBool::new(false),
             receipts,
-            handed: Mutex::new(HashMap::new()),
+            handed: Mutex::new(Spans::default()),
+            refill_pending: std::sync::atomic::AtomicBool::new(false),
+            missed_move: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -97,22 +108,29 @@ impl Session {
         *self.jti.lock().expect("jti lock poisoned") = token.jti.clone();
     }
 
-    /// Message `seq` of `conversation` was handed to this socket. Each path hands a
-    /// conversation's messages in ascending order without gaps (the queue, then live
-    /// messages; a `sync` answer from the client's `after_seq`), so a range says it all.
-    pub fn handed(&self, conversation: i64, seq: i64) {
-        let mut handed = self.handed.lock().expect("handed lock poisoned");
-        let range = handed.entry(conversation).or_insert((seq, seq));
-        *range = (range.0.min(seq), range.1.max(seq));
+    /// Message `seq` of `conversation` was handed to this socket; returns the end of
+    /// the unbroken run of the conversation it now holds (see [`Spans`]).
+    pub fn handed(&self, conversation: i64, seq: i64) -> i64 {
+        self.spans().hand(conversation, seq)
+    }
+
+    /// Everything of `conversation` up to `seq` is on the device already.
+    pub fn holds_through(&self, conversation: i64, seq: i64) {
+        self.spans().hold_through(conversation, seq);
     }
 
     /// Whether message `seq` of `conversation` was already handed to this socket.
     pub fn was_handed(&self, conversation: i64, seq: i64) -> bool {
-        self.handed
-            .lock()
-            .expect("handed lock poisoned")
-            .get(&conversation)
-            .is_some_and(|(from, through)| (*from..=*through).contains(&seq))
+        self.spans().holds(conversation, seq)
+    }
+
+    /// Whether a message was handed beyond a gap that has not closed.
+    pub fn has_gap(&self) -> bool {
+        self.spans().any_gap()
+    }
+
+    fn spans(&self) -> std::sync::MutexGuard<'_, Spans> {
+        self.handed.lock().expect("handed lock poisoned")
     }
 
     /// Whether the socket stands on the token `jti`.

@@ -1,12 +1,12 @@
 //! Leaving gracefully (SIGTERM, SIGINT): admit no one new, commit every send already
 //! accepted and answer its sender, then drop each connection the way a lost link drops,
 //! so that clients reconnect on their own, to another node behind the load balancer.
+use super::SocketIo;
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
 
-use socketioxide::SocketIo;
 use tokio::sync::Notify;
 
 use super::session::Session;

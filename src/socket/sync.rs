@@ -1,7 +1,8 @@
 //! `sync`: what a reconnecting client missed, by per-conversation seq.
+use super::{AckSender, SocketRef};
 use std::sync::Arc;
 
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{State, TryData};
 
 use super::{
     events::{SyncAck, SyncIn, SyncedMessage, iso},
@@ -41,14 +42,19 @@ pub async fn sync(
     };
     match conversations::sync(&state.db, session.user_id, &since, SYNC_BUDGET).await {
         Ok((messages, has_more)) => {
-            let items: Vec<HandedMessage> = messages
+            let items: Vec<(i64, HandedMessage)> = messages
                 .iter()
-                .map(|m| HandedMessage {
-                    message_id: m.id,
-                    conversation_id: m.conversation_id,
-                    seq: m.seq,
-                    sent_at: m.sent_at,
-                    bytes: m.content.len() + SYNCED_ENVELOPE_BYTES,
+                .map(|m| {
+                    (
+                        m.seq,
+                        HandedMessage {
+                            message_id: m.id,
+                            conversation_id: m.conversation_id,
+                            covers: 0,
+                            sent_at: m.sent_at,
+                            bytes: m.content.len() + SYNCED_ENVELOPE_BYTES,
+                        },
+                    )
                 })
                 .collect();
             let messages: Vec<SyncedMessage> = messages
@@ -71,8 +77,14 @@ pub async fn sync(
             // and neither the offline queue nor live delivery hands it over again: noted
             // once the answer is queued, so whatever they hand over later travels behind it.
             let mut handed = Handed::default();
-            for m in items {
-                session.handed(m.conversation_id, m.seq);
+            let mut started = std::collections::HashSet::new();
+            for (seq, mut m) in items {
+                // The client holds what precedes the first message answered for a
+                // conversation (it asked after it; the answer shows that much exists).
+                if started.insert(m.conversation_id) {
+                    session.holds_through(m.conversation_id, seq - 1);
+                }
+                m.covers = session.handed(m.conversation_id, seq);
                 handed.add_synced(&session.receipts, session.user_id, m);
             }
             handed.await_proof(&session.receipts, state.messaging.clone(), async {});

@@ -1,10 +1,8 @@
 //! `typing`: forward to the other members, throttled, expiring, refused to non-members.
+use super::{AckSender, SocketIo, SocketRef};
 use std::{sync::Arc, time::Instant};
 
-use socketioxide::{
-    SocketIo,
-    extract::{AckSender, SocketRef, State, TryData},
-};
+use socketioxide::extract::{State, TryData};
 
 use super::{
     events::{self, TypingIn, TypingOut, conversation_room, user_room},

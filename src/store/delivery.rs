@@ -44,18 +44,21 @@ pub async fn queue<C: ConnectionTrait>(
 #[derive(FromQueryResult)]
 struct ConversationRow {
     conversation_id: i64,
+    last_seq: i64,
 }
 
-/// The conversations `user` currently belongs to.
-pub async fn open_conversations<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<i64>> {
+/// The conversations `user` currently belongs to, each with its newest seq.
+pub async fn open_conversations<C: ConnectionTrait>(db: &C, user: i64) -> anyhow::Result<Vec<(i64, i64)>> {
     Ok(ConversationRow::find_by_statement(stmt(
         db,
-        "SELECT conversation_id FROM conversation_members WHERE user_id = $1 AND left_at IS NULL",
+        "SELECT cm.conversation_id, c.last_seq FROM conversation_members cm \
+         JOIN conversations c ON c.id = cm.conversation_id \
+         WHERE cm.user_id = $1 AND cm.left_at IS NULL",
         [user.into()],
     ))
     .all(db)
     .await?
     .into_iter()
-    .map(|r| r.conversation_id)
+    .map(|r| (r.conversation_id, r.last_seq))
     .collect())
 }

@@ -22,8 +22,8 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
 }
 
-/// A message as committed.
-#[derive(Debug, Clone)]
+/// A message as committed (also as relayed between nodes).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StoredMessage {
     pub id: i64,
     pub conversation_id: i64,
@@ -45,22 +45,26 @@ struct IdRow {
 /// changes once created, so caching it is safe across nodes; only committed ids go in.
 pub type PairCache = std::sync::Mutex<HashMap<(i64, i64), i64>>;
 
-/// The direct conversation of two users, created (with both members) if missing.
-/// Concurrent creators converge on one row through the pair's unique index.
+/// The direct conversation of two users, created (with both members) if missing, and
+/// whether this call created it. Concurrent creators converge on one row through the
+/// pair's unique index.
 pub async fn direct_conversation<C: ConnectionTrait>(
     db: &C,
     x: i64,
     y: i64,
     now: DateTime<Utc>,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<(i64, bool)> {
     let (a, b) = (x.min(y), x.max(y));
-    db.execute_raw(stmt(
-        db,
-        "INSERT INTO conversations (kind, user_a, user_b, created_at, updated_at, last_seq) \
+    let inserted = db
+        .execute_raw(stmt(
+            db,
+            "INSERT INTO conversations (kind, user_a, user_b, created_at, updated_at, last_seq) \
          VALUES ('direct', $1, $2, $3, $3, 0) ON CONFLICT (user_a, user_b) DO NOTHING",
-        [a.into(), b.into(), now.into()],
-    ))
-    .await?;
+            [a.into(), b.into(), now.into()],
+        ))
+        .await?
+        .rows_affected()
+        == 1;
     let row = IdRow::find_by_statement(stmt(
         db,
         "SELECT id FROM conversations WHERE user_a = $1 AND user_b = $2",
@@ -77,7 +81,7 @@ pub async fn direct_conversation<C: ConnectionTrait>(
         [row.id.into(), a.into(), b.into(), now.into()],
     ))
     .await?;
-    Ok(row.id)
+    Ok((row.id, inserted))
 }
 
 #[derive(FromQueryResult)]

@@ -54,6 +54,7 @@ pub async fn advance<C: ConnectionTrait>(
     if moves.is_empty() {
         return Ok(Vec::new());
     }
+    take_turns(db, &moves).await?;
     let column = position.column();
     let (tuples, values) = values_list(
         Vec::new(),
@@ -204,6 +205,26 @@ pub async fn settle<C: ConnectionTrait>(
     ))
     .all(db)
     .await?)
+}
+
+/// Two transactions moving different members of one conversation (two nodes, or a read
+/// beside a delivery) would each see only its own move and neither settle the messages
+/// both moves together complete. On PostgreSQL, movers of one conversation take turns
+/// (a transaction-scoped advisory lock per conversation, taken in id order, so they
+/// cannot deadlock); SQLite runs one write transaction at a time anyway.
+async fn take_turns<C: ConnectionTrait>(db: &C, moves: &[Move]) -> anyhow::Result<()> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let conversations: BTreeSet<i64> = moves.iter().map(|m| m.conversation_id).collect();
+    let ids = conversations.into_iter().collect::<Vec<_>>();
+    db.execute_raw(stmt(
+        db,
+        "SELECT pg_advisory_xact_lock(id) FROM (SELECT unnest($1::bigint[]) AS id ORDER BY 1) AS c",
+        [ids.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// A message and what its receipts need.

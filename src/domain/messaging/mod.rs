@@ -86,18 +86,21 @@ pub enum Outcome {
     Joined {
         conversation_id: i64,
         user_ids: Vec<i64>,
+        /// The conversation's seq before their first message in it, when known.
+        since: Option<i64>,
     },
     /// Committed messages, each with the device that sent it, in send order. Hand each
     /// to the live devices of the other members and report which members it reached.
     Stored(Vec<Stored>),
     /// A page of a connecting device's offline queue, oldest first. When `rooms` is
-    /// Some, the queue is drained: the device joins those conversations' rooms and
-    /// receives live messages from now on; otherwise ask for the next page.
+    /// Some, the queue is drained: the device joins those conversations' rooms (each
+    /// given with its seq when the queue was read: the device holds everything up to
+    /// it) and receives live messages from now on; otherwise ask for the next page.
     CatchUp {
         device: DeviceId,
         user_id: i64,
         messages: Vec<QueuedMessage>,
-        rooms: Option<Vec<i64>>,
+        rooms: Option<Vec<(i64, i64)>>,
     },
     /// A member stopped typing (sending a message ends the indicator).
     TypingStopped { conversation_id: i64, user_id: i64 },
@@ -172,6 +175,11 @@ pub(crate) enum Command {
     Announce(Outcome),
     /// Answered once everything queued before it is committed (shutdown).
     Flush(oneshot::Sender<()>),
+    /// Another node's decision: a user came online (None) or went offline at a time.
+    PresenceChanged {
+        user_id: i64,
+        last_seen: Option<DateTime<Utc>>,
+    },
 }
 
 /// A cheap handle to this node's writer.
@@ -272,6 +280,15 @@ impl Messaging {
         if self.tx.send(Command::Flush(done)).await.is_ok() {
             let _ = flushed.await;
         }
+    }
+
+    /// The cluster decided a user's presence (a dead node's users went offline, or a
+    /// node found its users again): tell their contacts, in the writer's order.
+    pub async fn presence_changed(&self, user_id: i64, last_seen: Option<DateTime<Utc>>) {
+        let _ = self
+            .tx
+            .send(Command::PresenceChanged { user_id, last_seen })
+            .await;
     }
 
     /// A device went away (idempotent).

@@ -123,6 +123,9 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
                         Command::Flush(done) => {
                             let _ = done.send(());
                         }
+                        Command::PresenceChanged { user_id, last_seen } => {
+                            w.announce_presence(user_id, last_seen).await
+                        }
                         Command::Send(..) | Command::Reached(..) => unreachable!("handled above"),
                     }
                 }
@@ -241,11 +244,14 @@ impl Writer {
         if !missing.is_empty() {
             match self.create_direct(&missing).await {
                 Ok(created) => {
-                    for ((a, b), conversation_id) in created {
+                    for ((a, b), (conversation_id, new)) in created {
                         self.pairs.insert((a, b), conversation_id);
                         let _ = self.out.send(Outcome::Joined {
                             conversation_id,
                             user_ids: vec![a, b],
+                            // A new conversation has no message yet; of an existing one
+                            // (made by another node) nothing certain is known here.
+                            since: new.then_some(0),
                         });
                     }
                 }
@@ -323,7 +329,7 @@ impl Writer {
 
     /// First messages: the conversations are committed on their own (a batch that then
     /// fails leaves an empty conversation, never a half-stored message).
-    async fn create_direct(&self, pairs: &[(i64, i64)]) -> anyhow::Result<Vec<((i64, i64), i64)>> {
+    async fn create_direct(&self, pairs: &[(i64, i64)]) -> anyhow::Result<Vec<((i64, i64), (i64, bool))>> {
         let now = store::now();
         let txn = store::begin_write(&self.db).await?;
         let mut created = Vec::with_capacity(pairs.len());
@@ -482,7 +488,7 @@ impl Writer {
             }
         };
         let arrival = if first {
-            self.presence.device_connected(user_id, &device)
+            self.presence.connect(user_id, &device).await
         } else {
             Arrival::Unchanged
         };
@@ -499,7 +505,7 @@ impl Writer {
 
     async fn disconnect(&mut self, user_id: i64, device: String) {
         let Departure::Lingering { generation } =
-            self.presence.device_disconnected(user_id, &device, Utc::now())
+            self.presence.disconnect(user_id, &device, Utc::now()).await
         else {
             return;
         };
@@ -516,7 +522,7 @@ impl Writer {
     }
 
     async fn grace_expired(&mut self, user_id: i64, generation: u64) {
-        let Some(last_seen) = self.presence.expire(user_id, generation) else {
+        let Some(last_seen) = self.presence.expire_anywhere(user_id, generation).await else {
             return;
         };
         self.announce_presence(user_id, Some(last_seen)).await;

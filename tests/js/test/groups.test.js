@@ -733,6 +733,33 @@ describe("membership changes", () => {
     await closeAll(aliceSocket, bobPhone, bobLaptop, carolSocket);
   });
 
+  test("group changes move no one else into the group: an outsider and a removed member never get its messages", async () => {
+    // A change that adds nobody (a rename, a role, a removal) once put every connected
+    // socket of the node into the group's room: `io.to([])` means every socket.
+    const [alice, bob, carol, dave] = await server.registerMany("alice", "bob", "carol", "dave");
+    const aliceSocket = await connect(server, alice);
+    const bobSocket = await connect(server, bob);
+    const carolSocket = await connect(server, carol);
+    const outsider = await connect(server, dave, { name: "dave (not a member)" });
+    const { conversation_id: id } = await createGroup(server, alice, [bob, carol], { name: "Closed" });
+    for (const device of [aliceSocket, bobSocket, carolSocket]) await device.expect("group_created");
+    await succeed(alice, "PATCH", `/api/groups/${id}`, { name: "Closed, renamed" });
+    await succeed(alice, "PATCH", `/api/groups/${id}/members/${carol.id}`, { role: "admin" });
+    await succeed(alice, "DELETE", `/api/groups/${id}/members/${bob.id}`);
+    for (const device of [aliceSocket, carolSocket]) await device.expect("member_removed");
+
+    const inGroup = await say(aliceSocket, id, "members only");
+    await expectMessage(carolSocket, inGroup, alice, "members only");
+    // Something that must reach dave and bob after the group message did not.
+    const toDave = await aliceSocket.request("send_message", { to_user_id: dave.id, content: "just you" });
+    const toBob = await aliceSocket.request("send_message", { to_user_id: bob.id, content: "just you" });
+    assert.equal((await outsider.expect("new_message")).message_id, toDave.message_id, "dave's next message is his own");
+    assert.equal((await bobSocket.expect("new_message")).message_id, toBob.message_id, "bob's next message is his own");
+    await outsider.expectNone("new_message", { withinMs: 0 });
+    await bobSocket.expectNone("new_message", { withinMs: 0 });
+    await closeAll(aliceSocket, bobSocket, carolSocket, outsider);
+  });
+
   test("an added member gets messages live without reconnecting, sees the history, and starts with nothing unread", async () => {
     const [alice, bob, carol, dave] = await server.registerMany("alice", "bob", "carol", "dave");
     const aliceSocket = await connect(server, alice);
