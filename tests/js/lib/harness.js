@@ -7,7 +7,9 @@
 // unreachable Postgres is an error (the test fails), never a silent skip.
 //
 // startCluster(n) starts n servers ("nodes") on one shared PostgreSQL database with
-// one JWT secret, as several nodes of one deployment run.
+// one JWT secret, as several nodes of one deployment run; lib/redis.js joins them over
+// a private Redis (startRedisCluster). A node can be killed (terminate("SIGKILL")) and
+// started again on its port (restart()).
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -43,22 +45,22 @@ export async function startServer({ env = {} } = {}) {
  * Starts `n` servers (nodes) on ONE fresh PostgreSQL database, sharing one JWT secret
  * (a token from one node is valid on every other), each on its own random port.
  * Resolves to n Server objects; the database is dropped when the last of them stops.
- * `env` is given to every node. PostgreSQL only (TEST_DATABASE_URL): several nodes
- * sharing storage is PostgreSQL's job.
+ * `env` is given to every node, `envOf(i)` adds node i's own (e.g. NODE_ID).
+ * PostgreSQL only (TEST_DATABASE_URL): several nodes sharing storage is PostgreSQL's job.
  */
-export async function startCluster(n, { env = {} } = {}) {
+export async function startCluster(n, { env = {}, envOf = () => ({}) } = {}) {
   if (backend !== "postgres") {
     throw new Error("startCluster: several nodes share one PostgreSQL database; set TEST_DATABASE_URL");
   }
   const handles = sharedDrop(await freshDatabase(), n);
   const secret = newSecret();
-  const start = (database) => spawnServer({ database, secret, env });
+  const start = (database, i) => spawnServer({ database, secret, env: { ...env, ...envOf(i) } });
   // The first node applies the migrations alone; the others find the schema in place.
   // (Nodes migrating one fresh database at once race: one of them exits with a
   // duplicate-key error on pg_type, as `realtime-chat migrate` run twice at once does.)
-  const first = await Promise.allSettled([start(handles[0])]);
+  const first = await Promise.allSettled([start(handles[0], 0)]);
   const rest = first[0].status === "fulfilled"
-    ? await Promise.allSettled(handles.slice(1).map(start))
+    ? await Promise.allSettled(handles.slice(1).map((handle, i) => start(handle, i + 1)))
     : [];
   const results = [...first, ...rest];
   const failed = results.find((r) => r.status === "rejected");
@@ -92,50 +94,55 @@ function sharedDrop(database, n) {
 
 /** Spawns `realtime-chat serve` on `database`; drops it if the server does not start. */
 async function spawnServer({ database, secret, env }) {
-  let child;
+  let started;
   try {
-    child = spawn(serverBinary, ["serve"], {
-      // A scratch working directory, so no .env from the repository is read.
-      cwd: database.workDir,
-      env: {
-        ...process.env,
-        DATABASE_URL: database.url,
-        JWT_SECRET: secret,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        RUST_LOG: process.env.RC_RUST_LOG ?? "warn",
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    started = await spawnProcess({ database, secret, env, port: 0 });
   } catch (err) {
     await database.drop();
     throw err;
   }
+  return new Server({ ...started, secret, database, env });
+}
+
+/** Spawns the binary on `port` (0: any) and resolves to { child, port, log } once it listens. */
+async function spawnProcess({ database, secret, env, port }) {
+  const child = spawn(serverBinary, ["serve"], {
+    // A scratch working directory, so no .env from the repository is read.
+    cwd: database.workDir,
+    env: {
+      ...process.env,
+      DATABASE_URL: database.url,
+      JWT_SECRET: secret,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      RUST_LOG: process.env.RC_RUST_LOG ?? "warn",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   running.add(child);
   const log = captureStderr(child);
-  let port;
   try {
-    port = await waitUntilListening(child, log);
+    return { child, port: await waitUntilListening(child, log), log };
   } catch (err) {
     child.kill("SIGKILL");
     running.delete(child);
-    await database.drop();
     throw err;
   }
-  return new Server({ child, port, secret, database, log });
 }
 
 /** A running server under test. */
 class Server {
   #child;
   #database;
+  #env;
   #log;
   #users = 0;
 
-  constructor({ child, port, secret, database, log }) {
+  constructor({ child, port, secret, database, env, log }) {
     this.#child = child;
     this.#database = database;
+    this.#env = env;
     this.#log = log;
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
@@ -227,6 +234,28 @@ class Server {
     child.kill(signal);
     const { code, signal: sig } = await exited;
     return { code, signal: sig, ms: Date.now() - started };
+  }
+
+  /** True while the server process runs. */
+  get running() {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  /**
+   * Starts the server again (after terminate) on the same port, database, secret and
+   * environment, as a restarted node of a deployment comes back behind its address.
+   */
+  async restart() {
+    if (this.running) throw new Error(`restart: the server on port ${this.port} is still running`);
+    running.delete(this.#child);
+    const { child, log } = await spawnProcess({
+      database: this.#database,
+      secret: this.secret,
+      env: this.#env,
+      port: this.port,
+    });
+    this.#child = child;
+    this.#log = log;
   }
 
   /** Stops the server and removes its database. */
