@@ -16,6 +16,7 @@ use super::{
         self, ConversationRead, GroupEventOut, MessageDelivered, MessageRead, NewMessage, UserOffline,
         UserOnline, conversation_room, device_room, iso, user_room,
     },
+    lifecycle,
     messaging::sent_payload,
     proof::{Handed, HandedMessage},
     reply::emit_error,
@@ -78,6 +79,7 @@ pub async fn run(io: SocketIo, state: AppState, mut outcomes: mpsc::UnboundedRec
             Outcome::Delivered { messages, at } => tell_delivered(&io, &messages, at).await,
             Outcome::Group(event) => announce_group(&io, event).await,
             Outcome::EndSessions { user_id, jti } => end_sessions(&io, user_id, jti.as_deref()),
+            Outcome::Changed(change) => lifecycle::announce(&io, change).await,
         }
     }
 }
@@ -113,6 +115,10 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo) {
         content: &msg.content,
         sent_at: iso(msg.sent_at),
         seq: msg.seq,
+        version: msg.version,
+        reply_to: msg.reply_to.clone().map(Into::into),
+        edited_at: None,
+        deleted: false,
     };
     // Serialised once; each emit copies the finished JSON.
     let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
@@ -202,6 +208,10 @@ async fn hand_over(
             content: &m.content,
             sent_at: iso(m.sent_at),
             seq: m.seq,
+            version: m.version,
+            reply_to: m.quote().map(Into::into),
+            edited_at: m.edited_at.map(iso),
+            deleted: m.deleted_at.is_some(),
         };
         let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
             tracing::error!(message_id = m.id, "queued message could not be serialised");
