@@ -399,6 +399,40 @@ describe("sync by version", () => {
     await closeAll(aliceSocket, bobSocket);
   });
 
+  test("concurrent sends, edits and reactions each take their own version: 1..n, no gaps, no repeats", async () => {
+    const [alice, bob, carol] = await server.registerMany("alice", "bob", "carol");
+    const group = await createGroup(server, alice, [bob, carol]);
+    const id = group.conversation_id;
+    const [aliceSocket, bobSocket, carolSocket] = await Promise.all([alice, bob, carol].map((u) => connect(server, u)));
+    const first = await Promise.all([1, 2, 3, 4].map((i) => say(aliceSocket, { conversation_id: id }, `m${i}`)));
+    // Everything at once: more sends, edits of the first messages, reactions from both
+    // other members (and over REST), racing on one counter.
+    const acks = await Promise.all([
+      ...[5, 6, 7, 8].map((i) => bobSocket.request("send_message", { conversation_id: id, content: `m${i}` })),
+      ...first.map((m) => aliceSocket.request("edit_message", { message_id: m.message_id, content: "edited" })),
+      ...first.map((m) => bobSocket.request("react", { message_id: m.message_id, emoji: "👍" })),
+      ...first.map((m) => carolSocket.request("react", { message_id: m.message_id, emoji: "🎉" })),
+      ...first.map((m) => rest(200, alice, "PUT", `/api/messages/${m.message_id}/reaction`, { emoji: "❤️" })),
+    ]);
+    for (const ack of acks) assert.equal(ack.error, undefined, JSON.stringify(ack));
+    // The sends' versions come with new_message; every other change answers its own.
+    const sentVersions = (await carolSocket.expectMany("new_message", 8)).map((m) => m.version);
+    const changeVersions = acks.filter((ack) => ack.status === undefined).map((ack) => ack.version);
+    const all = [...sentVersions, ...changeVersions].sort((x, y) => x - y);
+    assert.deepEqual(all, Array.from({ length: 8 + 16 }, (_, i) => i + 1), "versions 1..24, each once");
+    const answer = await carolSocket.request("sync", { changes: [{ conversation_id: id, after_version: 0 }] });
+    assert.equal(answer.changes.length, 8, "each message once, as it stands");
+    const latest = answer.changes.map((m) => m.version);
+    assert.deepEqual(latest, [...latest].sort((x, y) => x - y), "in version order");
+    assert.equal(Math.max(...latest), 24);
+    for (const m of answer.changes.filter((m) => m.seq <= 4)) {
+      assert.equal(m.content, "edited");
+      assert.deepEqual(m.reactions.map((r) => r.count).reduce((x, y) => x + y), 3);
+      assert.equal(m.my_reaction, "🎉");
+    }
+    await closeAll(aliceSocket, bobSocket, carolSocket);
+  });
+
   test("a queued message edited or deleted while its recipient was away arrives as it now stands", async () => {
     const [alice, bob] = await server.registerMany("alice", "bob");
     const aliceSocket = await connect(server, alice);
