@@ -139,6 +139,32 @@ describe("edit", () => {
       await strict.stop();
     }
   });
+
+  test("the window closes with time: EDIT_WINDOW_SECS=1 accepts edits, then refuses them after a second", async () => {
+    // Edits share the sends' rate limit, which this loop would reach: it is off here.
+    const quick = await startServer({ env: { EDIT_WINDOW_SECS: "1", RATE_SENDS_PER_SEC: "0" } });
+    try {
+      const [alice, bob] = await quick.registerMany("alice", "bob");
+      const aliceSocket = await connect(quick, alice);
+      const sent = await say(aliceSocket, { to_user_id: bob.id }, "v0");
+      // Edit until the server refuses: every edit before the refusal is accepted, and the
+      // refusal comes once more than the window has passed since sending.
+      let answer;
+      for (let n = 1; ; n++) {
+        answer = await aliceSocket.request("edit_message", { message_id: sent.message_id, content: `v${n}` });
+        if (answer.error) break;
+        assert.equal(answer.content, `v${n}`);
+        assert.ok(Date.parse(answer.edited_at) - Date.parse(sent.sent_at) <= 1_000, "accepted within the window");
+        assert.ok(n < 1_000, "the window never closed");
+      }
+      assert.equal(answer.error.code, "edit_window_expired", JSON.stringify(answer));
+      const last = await quick.http("GET", `/api/messages?conversation_id=${sent.conversation_id}`, { token: alice.token });
+      assert.ok(Date.now() - Date.parse(last.body.messages[0].sent_at) > 1_000, "refused only after the window");
+      await closeAll(aliceSocket);
+    } finally {
+      await quick.stop();
+    }
+  });
 });
 
 describe("delete", () => {
