@@ -72,42 +72,42 @@ pub struct Deleted {
 
 /// How many members reacted with one emoji.
 #[derive(Serialize, ToSchema)]
-pub struct ReactionCountJson {
+pub struct ReactionCount {
     emoji: String,
     count: i64,
 }
 
 /// A reaction was set or cleared (also sent to members as `reaction_changed`).
 #[derive(Serialize, ToSchema)]
-pub struct ReactionChangedJson {
+pub struct ReactionChanged {
     conversation_id: i64,
     message_id: i64,
     user_id: i64,
     /// The caller's reaction now; null when cleared.
     emoji: Option<String>,
     /// Counts per emoji after the change, most used first.
-    reactions: Vec<ReactionCountJson>,
+    reactions: Vec<ReactionCount>,
     version: i64,
 }
 
 /// A short quote of the message replied to.
 #[derive(Serialize, ToSchema)]
-pub struct ReplyQuoteJson {
+pub struct ReplyQuote {
     message_id: i64,
     from_user_id: i64,
     /// The start of the original's text (up to 100 characters); null once it is deleted.
     excerpt: Option<String>,
 }
 
-pub fn counts(counts: Vec<(String, i64)>) -> Vec<ReactionCountJson> {
+pub fn counts(counts: Vec<(String, i64)>) -> Vec<ReactionCount> {
     counts
         .into_iter()
-        .map(|(emoji, count)| ReactionCountJson { emoji, count })
+        .map(|(emoji, count)| ReactionCount { emoji, count })
         .collect()
 }
 
-pub fn quote(m: &HistoryMessage) -> Option<ReplyQuoteJson> {
-    m.quote().map(|q| ReplyQuoteJson {
+pub fn quote(m: &HistoryMessage) -> Option<ReplyQuote> {
+    m.quote().map(|q| ReplyQuote {
         message_id: q.message_id,
         from_user_id: q.from_user_id,
         excerpt: q.excerpt,
@@ -218,7 +218,7 @@ pub async fn delete(
     request_body = ReactionBody,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the caller's reaction is set or cleared; the members hear `reaction_changed`", body = ReactionChangedJson),
+        (status = 200, description = "the caller's reaction is set or cleared; the members hear `reaction_changed`", body = ReactionChanged),
         crate::http::openapi::BadBody,
         crate::http::openapi::Unauthenticated,
         (status = 403, description = "the caller left the conversation, or a block stands in the direct chat", body = crate::http::openapi::ErrorBody),
@@ -231,7 +231,7 @@ pub async fn react(
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ReactionBody>,
-) -> ApiResult<Json<ReactionChangedJson>> {
+) -> ApiResult<Json<ReactionChanged>> {
     let id = path_id(&id, "message")?;
     let emoji = body.emoji.as_deref().map(Emoji::parse).transpose()?;
     match lifecycle::react(&state.db, &state.messaging, me, id, emoji).await? {
@@ -245,7 +245,7 @@ pub async fn react(
                     emoji,
                     counts: c,
                 },
-        } => Ok(Json(ReactionChangedJson {
+        } => Ok(Json(ReactionChanged {
             conversation_id,
             message_id,
             user_id,
@@ -272,8 +272,8 @@ pub struct ChangedItem {
     #[schema(format = DateTime)]
     edited_at: Option<String>,
     deleted: bool,
-    reply_to: Option<ReplyQuoteJson>,
-    reactions: Vec<ReactionCountJson>,
+    reply_to: Option<ReplyQuote>,
+    reactions: Vec<ReactionCount>,
     my_reaction: Option<String>,
 }
 

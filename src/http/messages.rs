@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::{
     error::{ApiError, ApiResult},
     extract::{AuthUser, QueryParams, path_id},
-    message_changes::{self, ReactionCountJson, ReplyQuoteJson},
+    message_changes::{self, ReactionCount, ReplyQuote},
 };
 use crate::{
     domain::{
@@ -49,9 +49,9 @@ struct MessageItem {
     edited_at: Option<String>,
     /// A tombstone: deleted for everyone, its content empty.
     deleted: bool,
-    reply_to: Option<ReplyQuoteJson>,
+    reply_to: Option<ReplyQuote>,
     /// Counts per emoji, most used first.
-    reactions: Vec<ReactionCountJson>,
+    reactions: Vec<ReactionCount>,
     /// The caller's own reaction.
     my_reaction: Option<String>,
 }
