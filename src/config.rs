@@ -45,6 +45,8 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     /// Upper bound for a message's content, in UTF-8 bytes.
     pub max_message_bytes: usize,
+    /// How long after sending its sender may edit a message (zero: never).
+    pub edit_window: Duration,
     /// How long a user with no device still looks online (a quick reconnect does not flap).
     pub presence_grace: Duration,
     /// At most one `typing: true` per user and conversation is forwarded per this interval.
@@ -219,6 +221,10 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let hash_concurrency: usize = parse("HASH_CONCURRENCY", cores)?;
         let hash_queue: usize = parse("HASH_QUEUE", 32)?;
+        let edit_window_secs: u64 = parse("EDIT_WINDOW_SECS", 900)?;
+        if edit_window_secs > 10 * 365 * 24 * 3600 {
+            return Err(bad("EDIT_WINDOW_SECS", "must be at most 315360000 (ten years)"));
+        }
         Ok(Config {
             rate_sends_per_sec: parse("RATE_SENDS_PER_SEC", 20)?,
             rate_sends_burst: parse("RATE_SENDS_BURST", 100)?,
@@ -260,6 +266,7 @@ impl Config {
             port: parse("PORT", 5000)?,
             cors_origins,
             max_message_bytes,
+            edit_window: Duration::from_secs(edit_window_secs),
         })
     }
 

@@ -40,6 +40,10 @@ pub const HTTP_DURATION: &str = "realtime_chat_http_request_duration_seconds";
 pub const DB_CONNECTIONS: &str = "realtime_chat_db_pool_connections";
 /// Gauge: most connections the database pool may open.
 pub const DB_MAX_CONNECTIONS: &str = "realtime_chat_db_pool_max_connections";
+/// Gauge: 1 while this node's link to Redis is up, 0 while it is down (absent for one node).
+pub const REDIS_UP: &str = "realtime_chat_redis_up";
+/// Counter: events for other nodes dropped because Redis was away (recovered by seq).
+pub const CLUSTER_DROPPED: &str = "realtime_chat_cluster_events_dropped_total";
 /// Gauge, label `name`: a configured limit (0 means off where the setting allows it).
 pub const LIMIT: &str = "realtime_chat_limit";
 
@@ -120,6 +124,11 @@ fn describe() {
     describe_gauge!(DB_CONNECTIONS, "Database pool connections in use and idle.");
     describe_gauge!(DB_MAX_CONNECTIONS, "Most connections the database pool may open.");
     describe_gauge!(LIMIT, "Configured limits (0: off where the setting allows it).");
+    describe_gauge!(REDIS_UP, "1 while the link to Redis is up, 0 while it is down.");
+    describe_counter!(
+        CLUSTER_DROPPED,
+        "Events for other nodes dropped while Redis was away."
+    );
     // Present from the start, so rates and dashboards have a zero to begin from.
     gauge!(SOCKETS_CONNECTED).set(0.0);
     gauge!(CONNECTIONS_OPEN).set(0.0);

@@ -16,6 +16,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// The highest `seq` handed out in this conversation.
     pub last_seq: i64,
+    /// Bumped by every insert, edit, delete and reaction: the change cursor's counter.
+    pub version: i64,
     /// A copy of the newest message's sender, text and time, for the conversation list.
     pub last_sender_id: Option<i64>,
     pub last_content: Option<String>,

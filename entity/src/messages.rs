@@ -15,6 +15,14 @@ pub struct Model {
     pub delivered_at: Option<DateTimeUtc>,
     pub read_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The conversation's `version` at this message's last change (insert, edit,
+    /// delete, reaction): the change cursor of `sync`.
+    pub version: i64,
+    pub edited_at: Option<DateTimeUtc>,
+    /// Set when deleted for everyone: the row stays as a tombstone, its content erased.
+    pub deleted_at: Option<DateTimeUtc>,
+    /// The message of the same conversation this one replies to.
+    pub reply_to_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

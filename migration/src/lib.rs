@@ -7,6 +7,7 @@ mod m20261125_000002_message_sender_membership;
 mod m20261125_000003_member_positions;
 mod m20261125_000004_token_revocation;
 mod m20261125_000005_privacy;
+mod m20261207_000001_message_lifecycle;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_member_positions::Migration),
             Box::new(m20261125_000004_token_revocation::Migration),
             Box::new(m20261125_000005_privacy::Migration),
+            Box::new(m20261207_000001_message_lifecycle::Migration),
         ]
     }
 }

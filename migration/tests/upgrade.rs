@@ -74,6 +74,43 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
         "a conversation without messages has no preview"
     );
 
+    // The change cursor starts where the messages are: each was one insert.
+    assert_eq!(
+        one_row(db, "SELECT version, kind FROM conversations WHERE id = 1").await,
+        (2, "direct".to_owned()),
+        "a conversation's version starts at its last seq"
+    );
+    assert_eq!(
+        one_row(
+            db,
+            "SELECT SUM(CASE WHEN version = seq THEN 1 ELSE 0 END), MIN(CASE WHEN edited_at IS NULL \
+               AND deleted_at IS NULL AND reply_to_id IS NULL THEN 'plain' ELSE 'changed' END) FROM messages"
+        )
+        .await,
+        (2, "plain".to_owned()),
+        "each message's version is its seq; none is edited, deleted or a reply"
+    );
+    assert_eq!(
+        exec(
+            db,
+            "INSERT INTO message_reactions (message_id, user_id, emoji, reacted_at) \
+             VALUES (1, 2, '👍', '2026-12-07T10:00:00Z')"
+        )
+        .await,
+        Ok(1),
+        "reactions fit the upgraded schema"
+    );
+    assert!(
+        exec(
+            db,
+            "INSERT INTO message_reactions (message_id, user_id, emoji, reacted_at) \
+             VALUES (1, 2, '🎉', '2026-12-07T10:00:00Z')"
+        )
+        .await
+        .is_err(),
+        "one reaction per user and message"
+    );
+
     // Per-message receipts become member positions: each member has everything before
     // the first message from the other still undelivered (unread) to them.
     let positions = |user: i64| async move {

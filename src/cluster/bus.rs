@@ -9,9 +9,11 @@
 //! each change of state once, in the log and on `/health`.
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock, atomic::Ordering},
+    sync::{Arc, RwLock},
     time::Duration,
 };
+
+use metrics::{counter, gauge};
 
 use redis::{
     PushInfo, PushKind,
@@ -19,6 +21,8 @@ use redis::{
 };
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{mpsc, watch};
+
+use crate::monitoring;
 
 /// How often the link is probed (and, while Redis is away, retried).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -55,7 +59,6 @@ struct Link {
     handlers: Handlers,
     state: watch::Sender<LinkState>,
     publish: mpsc::Sender<(String, Vec<u8>)>,
-    dropped: std::sync::atomic::AtomicU64,
 }
 
 /// The driver handed to socketioxide-redis; also used by the relay and presence.
@@ -95,7 +98,6 @@ impl Bus {
             handlers,
             state,
             publish,
-            dropped: Default::default(),
         });
         tokio::spawn(probe(link.clone()));
         tokio::spawn(publisher(link.clone(), queued));
@@ -129,12 +131,8 @@ impl Bus {
     /// Queues a publish; never waits for Redis, never fails.
     pub fn publish_now(&self, chan: String, payload: Vec<u8>) {
         let Some(link) = &self.0 else { return };
-        if *link.state.borrow() != LinkState::Connected {
-            link.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if link.publish.try_send((chan, payload)).is_err() {
-            link.dropped.fetch_add(1, Ordering::Relaxed);
+        if *link.state.borrow() != LinkState::Connected || link.publish.try_send((chan, payload)).is_err() {
+            counter!(monitoring::CLUSTER_DROPPED).increment(1);
         }
     }
 }
@@ -189,15 +187,13 @@ async fn probe(link: Arc<Link>) {
                 }
                 if subscribed {
                     tracing::info!("redis connected: events cross nodes");
+                    gauge!(monitoring::REDIS_UP).set(1.0);
                     link.state.send_replace(LinkState::Connected);
                     last = now;
                 }
             } else {
-                let dropped = link.dropped.swap(0, Ordering::Relaxed);
-                tracing::warn!(
-                    dropped,
-                    "redis unreachable: serving this node's clients only until it returns"
-                );
+                tracing::warn!("redis unreachable: serving this node's clients only until it returns");
+                gauge!(monitoring::REDIS_UP).set(0.0);
                 link.state.send_replace(LinkState::Down);
                 last = now;
             }

@@ -6,7 +6,8 @@
 //! - `rc:lg:{user}`: the linger that may end it (`node:generation`).
 //! - `rc:nodes`: each node's last heartbeat (ms). A node silent for `ttl` is dead: the
 //!   first survivor to claim it takes its users off and announces those left with no
-//!   device anywhere (`user_offline` to their contacts).
+//!   device anywhere (`user_offline` to their contacts), and marks it `rc:swept:{node}`
+//!   so that, should it come back, it announces its users online again.
 //!
 //! Each step is one Lua script, so two nodes deciding about one user cannot interleave.
 use std::{
@@ -77,6 +78,7 @@ for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   end
 end
 redis.call('DEL', KEYS[2])
+redis.call('SET', 'rc:swept:' .. ARGV[1], 1, 'EX', 86400)
 return gone";
 
 pub struct RedisPresence {
@@ -135,12 +137,18 @@ impl RedisPresence {
     }
 
     /// Heartbeats this node, registers its users again when Redis lost them, and sweeps
-    /// dead nodes; every `ttl / 3`.
+    /// dead nodes; every `ttl / 4`.
     pub async fn upkeep(self: Arc<Self>, ttl: Duration, local: Arc<Presence>, messaging: Messaging) {
-        let every = (ttl / 3).max(Duration::from_millis(100));
+        let every = (ttl / 4).max(Duration::from_millis(100));
+        // Beats left that re-read `rc:online` whole: after this node (re)joins, the other
+        // nodes' users come back as those nodes register them again, each on its own beat.
+        let mut reread = 0u32;
         let mut was_reachable = false;
         loop {
-            match self.beat(ttl, &local, &messaging, !was_reachable).await {
+            match self
+                .beat(ttl, &local, &messaging, &mut reread, !was_reachable)
+                .await
+            {
                 Ok(()) => was_reachable = true,
                 Err(e) => {
                     if was_reachable {
@@ -158,6 +166,7 @@ impl RedisPresence {
         ttl: Duration,
         local: &Presence,
         messaging: &Messaging,
+        reread: &mut u32,
         just_back: bool,
     ) -> redis::RedisResult<()> {
         let mut conn = self.conn.clone();
@@ -183,15 +192,32 @@ impl RedisPresence {
             } else {
                 pipe.query_async(&mut conn).await?
             };
+            // Announced offline by a survivor that took this node for dead: announce its
+            // users online again. After a Redis restart (no such mark) they never
+            // looked offline to anyone, and nothing is said.
+            let swept: i64 = redis::cmd("DEL")
+                .arg(format!("rc:swept:{}", self.node))
+                .query_async(&mut conn)
+                .await?;
             for (user, fresh) in users.iter().zip(fresh) {
                 if fresh == 1 {
-                    messaging.presence_changed(*user, None).await;
+                    // The other nodes learn it either way.
+                    self.changed(*user, true);
+                    if swept == 1 {
+                        messaging.presence_changed(*user, None).await;
+                    }
                 }
             }
         }
         if added == 1 || just_back {
+            *reread = 4;
+        }
+        if *reread > 0 {
+            *reread -= 1;
             let members: Vec<i64> = redis::cmd("SMEMBERS").arg(ONLINE).query_async(&mut conn).await?;
-            *self.online.write().expect("presence mirror poisoned") = members.into_iter().collect();
+            let mut mirror = self.online.write().expect("presence mirror poisoned");
+            *mirror = members.into_iter().collect();
+            mirror.extend(local.local_users());
         }
         let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(NODES)

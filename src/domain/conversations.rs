@@ -1,8 +1,11 @@
 //! Conversation list, history and read state, always checked against membership.
+use std::collections::HashMap;
+
 use sea_orm::DatabaseConnection;
 
 use super::{
     DomainError, DomainResult,
+    lifecycle::{self, Reactions},
     messaging::{Messaging, Outcome, ReadReceipt},
     presence::{DeviceId, Presence},
 };
@@ -11,6 +14,15 @@ use crate::store::{
     self,
     conversations::{ConversationSummary, HistoryMessage, SeqRange},
 };
+
+/// The conversations each of `users` belongs to now.
+pub async fn memberships(db: &DatabaseConnection, users: &[i64]) -> DomainResult<HashMap<i64, Vec<i64>>> {
+    let mut of: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (user, conversation) in store::delivery::memberships(db, users).await? {
+        of.entry(user).or_default().push(conversation);
+    }
+    Ok(of)
+}
 
 /// The most messages one history page returns.
 pub const MAX_PAGE: u64 = 100;
@@ -77,6 +89,8 @@ async fn member_total(db: &DatabaseConnection, conversation: i64, user: i64) -> 
 
 pub struct Page {
     pub messages: Vec<HistoryMessage>,
+    /// The reactions of the page's messages, as the caller sees them (by message id).
+    pub reactions: HashMap<i64, Reactions>,
     pub total: i64,
     pub has_more: bool,
 }
@@ -93,8 +107,10 @@ pub async fn history(
     let limit = limit.clamp(1, MAX_PAGE);
     let messages = store::conversations::page_by_offset(db, conversation, limit, offset).await?;
     let has_more = (offset + messages.len() as u64) < total as u64;
+    let reactions = lifecycle::reactions_of(db, user, &messages).await?;
     Ok(Page {
         messages,
+        reactions,
         total,
         has_more,
     })
@@ -135,8 +151,10 @@ pub async fn page(
     };
     let (messages, has_more) =
         store::conversations::page_by_seq(db, conversation, range, query.offset, limit).await?;
+    let reactions = lifecycle::reactions_of(db, user, &messages).await?;
     Ok(Page {
         messages,
+        reactions,
         total,
         has_more,
     })

@@ -35,6 +35,19 @@ pub enum DomainError {
     /// The message is missing or not the caller's to see: deliberately one error.
     #[error("message not found")]
     MessageNotFound,
+    /// Someone else's message: only its sender may edit it (or, in a group, an admin
+    /// delete it).
+    #[error("{0}")]
+    NotYourMessage(&'static str),
+    /// The message is older than the edit window (or editing is turned off).
+    #[error("the edit window for this message has passed")]
+    EditWindowExpired,
+    /// The caller was a member of the message's conversation and is no longer.
+    #[error("you are no longer a member of this conversation")]
+    NotMember,
+    /// The message was deleted for everyone: it can no longer be edited or reacted to.
+    #[error("the message was deleted")]
+    MessageDeleted,
     /// A block stands between sender and recipient (either way).
     #[error("messages between you and this user are blocked")]
     Blocked,
@@ -92,6 +105,10 @@ impl DomainError {
             DomainError::ContentTooLong(_) => "content_too_long",
             DomainError::ConversationNotFound => "conversation_not_found",
             DomainError::MessageNotFound => "message_not_found",
+            DomainError::NotYourMessage(_) => "not_your_message",
+            DomainError::EditWindowExpired => "edit_window_expired",
+            DomainError::NotMember => "not_member",
+            DomainError::MessageDeleted => "message_deleted",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Blocked => "blocked",
             DomainError::InvalidGroup(_) => "invalid_group",

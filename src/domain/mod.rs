@@ -5,6 +5,7 @@ pub mod conversations;
 pub mod error;
 pub mod groups;
 pub mod hashing;
+pub mod lifecycle;
 pub mod limits;
 pub mod messaging;
 pub mod presence;

@@ -62,6 +62,19 @@ impl Sessions {
         }
     }
 
+    /// Whether a token a socket stands on was ended since (revoked, or the user logged
+    /// out everywhere, or is gone). A failed lookup says no: it is asked again later.
+    pub async fn ended(&self, user: i64, jti: Option<&str>, version: i64) -> bool {
+        match store::tokens::standing(&self.db, user, jti).await {
+            Ok(None) => true,
+            Ok(Some((current, revoked))) => revoked || version < current,
+            Err(e) => {
+                tracing::warn!(error = ?e, user_id = user, "token standing lookup failed");
+                false
+            }
+        }
+    }
+
     /// Ends this token (and the sockets it opened).
     pub async fn logout(&self, token: &Verified) -> DomainResult<()> {
         let Some(jti) = &token.jti else {

@@ -68,7 +68,12 @@ impl ApiError {
                 | DomainError::UnknownRecipient
                 | DomainError::ConversationNotFound
                 | DomainError::MessageNotFound => StatusCode::NOT_FOUND,
-                DomainError::Forbidden(_) | DomainError::Blocked => StatusCode::FORBIDDEN,
+                DomainError::Forbidden(_)
+                | DomainError::Blocked
+                | DomainError::NotYourMessage(_)
+                | DomainError::EditWindowExpired
+                | DomainError::NotMember => StatusCode::FORBIDDEN,
+                DomainError::MessageDeleted => StatusCode::CONFLICT,
                 DomainError::InvalidGroup(_) | DomainError::TooManyMembers(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }

@@ -8,10 +8,12 @@ use utoipa::ToSchema;
 use super::{
     error::{ApiError, ApiResult},
     extract::{AuthUser, QueryParams, path_id},
+    message_changes::{self, ReactionCount, ReplyQuote},
 };
 use crate::{
     domain::{
         conversations::{self, HistoryQuery},
+        lifecycle::Reactions,
         receipts,
     },
     state::AppState,
@@ -41,11 +43,23 @@ struct MessageItem {
     delivered_at: Option<String>,
     #[schema(format = DateTime)]
     read_at: Option<String>,
+    /// The conversation's version at this message's latest change (the `sync` cursor).
+    version: i64,
+    #[schema(format = DateTime)]
+    edited_at: Option<String>,
+    /// A tombstone: deleted for everyone, its content empty.
+    deleted: bool,
+    reply_to: Option<ReplyQuote>,
+    /// Counts per emoji, most used first.
+    reactions: Vec<ReactionCount>,
+    /// The caller's own reaction.
+    my_reaction: Option<String>,
 }
 
-impl From<HistoryMessage> for MessageItem {
-    fn from(m: HistoryMessage) -> Self {
+impl MessageItem {
+    fn new(m: HistoryMessage, reactions: Reactions) -> Self {
         MessageItem {
+            reply_to: message_changes::quote(&m),
             id: m.id,
             conversation_id: m.conversation_id,
             seq: m.seq,
@@ -54,6 +68,11 @@ impl From<HistoryMessage> for MessageItem {
             sent_at: iso(m.sent_at),
             delivered_at: m.delivered_at.map(iso),
             read_at: m.read_at.map(iso),
+            version: m.version,
+            edited_at: m.edited_at.map(iso),
+            deleted: m.deleted_at.is_some(),
+            reactions: message_changes::counts(reactions.counts),
+            my_reaction: reactions.mine,
         }
     }
 }
@@ -95,9 +114,16 @@ pub async fn history(
         before_seq: params.optional("before_seq")?,
         offset: params.optional("offset")?.unwrap_or(0) as u64,
     };
-    let page = conversations::page(&state.db, me, conversation, limit as u64, query).await?;
+    let mut page = conversations::page(&state.db, me, conversation, limit as u64, query).await?;
     Ok(Json(MessagePage {
-        messages: page.messages.into_iter().map(Into::into).collect(),
+        messages: page
+            .messages
+            .into_iter()
+            .map(|m| {
+                let reactions = page.reactions.remove(&m.id).unwrap_or_default();
+                MessageItem::new(m, reactions)
+            })
+            .collect(),
         total: page.total,
         has_more: page.has_more,
     }))

@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod groups;
 mod health;
+mod message_changes;
 mod messages;
 pub mod observe;
 pub mod openapi;
@@ -16,7 +17,7 @@ mod users;
 
 use axum::{
     Router,
-    routing::{delete, get, patch, post},
+    routing::{delete, get, patch, post, put},
 };
 
 use crate::state::AppState;
@@ -37,6 +38,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/conversations", get(conversations::list))
         .route("/api/messages", get(messages::history))
         .route("/api/messages/read", post(messages::mark_read))
+        .route("/api/messages/changes", get(message_changes::changes))
+        .route(
+            "/api/messages/{id}",
+            patch(message_changes::edit).delete(message_changes::delete),
+        )
+        .route("/api/messages/{id}/reaction", put(message_changes::react))
         .route("/api/presence", get(presence::presence))
         .route("/api/blocks", get(blocks::list).post(blocks::block))
         .route("/api/blocks/{user_id}", delete(blocks::unblock))

@@ -16,7 +16,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, blocks, conversations, groups, health, messages, presence, users};
+use super::{auth, blocks, conversations, groups, health, message_changes, messages, presence, users};
 use crate::{state::AppState, wire::Iso};
 
 /// Where the document is served.
@@ -46,6 +46,10 @@ pub const BEARER: &str = "bearer";
         messages::history,
         messages::mark_read,
         messages::receipts,
+        message_changes::edit,
+        message_changes::delete,
+        message_changes::react,
+        message_changes::changes,
         presence::presence,
         blocks::list,
         blocks::block,
@@ -65,7 +69,7 @@ pub const BEARER: &str = "bearer";
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "The caller"),
         (name = "conversations", description = "The caller's conversation list"),
-        (name = "messages", description = "History, read marks and receipts"),
+        (name = "messages", description = "History, read marks, receipts, edits, deletes, reactions and changes"),
         (name = "presence", description = "Who is online"),
         (name = "blocks", description = "Blocked users"),
         (name = "groups", description = "Group conversations"),
@@ -163,8 +167,9 @@ pub struct Health {
     /// This node's id (`NODE_ID`, or one chosen at start), as in its logs.
     #[schema(examples("a1b2c3d4"))]
     pub node: String,
-    /// `unused`: nodes are not joined over Redis yet (`REDIS_URL` is not read).
-    #[schema(examples("unused"))]
+    /// `unused` (no `REDIS_URL`: one node), `connected`, or `down` (the node still
+    /// serves its own clients, so the status stays 200).
+    #[schema(examples("connected"))]
     pub redis: String,
 }
 

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use super::{
     events::{self, AuthPayload, Authenticated, device_room, user_room},
-    expiry, messaging, ping,
+    expiry, lifecycle, messaging, ping,
     proof::{Receipts, Recovery},
     receipts,
     session::{Phase, Session},
@@ -121,6 +121,9 @@ pub async fn authenticate(
     s.on(events::MARK_READ, receipts::mark_read);
     s.on(events::SYNC, sync::sync);
     s.on(events::AUTH_REFRESH, expiry::refresh);
+    s.on(events::EDIT_MESSAGE, lifecycle::edit_message);
+    s.on(events::DELETE_MESSAGE, lifecycle::delete_message);
+    s.on(events::REACT, lifecycle::react);
     s.on_disconnect(on_disconnect);
     Ok(())
 }

@@ -18,8 +18,9 @@ use tokio::sync::mpsc;
 use super::{
     events::{
         self, ConversationRead, GroupEventOut, MessageDelivered, MessageRead, NewMessage, UserOffline,
-        UserOnline, conversation_room, device_room, iso, user_room,
+        UserOnline, conversation_room, device_room, is_conversation_room, iso, user_room,
     },
+    lifecycle,
     messaging::sent_payload,
     proof::{Handed, HandedMessage},
     reply::emit_error,
@@ -33,7 +34,7 @@ use crate::{
         relay::{Relay, Relayed},
     },
     domain::{
-        DomainError,
+        DomainError, conversations,
         groups::{GroupChange, GroupEvent},
         messaging::{Outcome, QueuedMessage, ReadReceipt, Settled, Stored, StoredMessage},
     },
@@ -57,18 +58,24 @@ pub async fn run(
     let relay = &cluster.relay;
     loop {
         tokio::select! {
+            // A returning link is seen to before what arrives through it.
+            biased;
+            Ok(()) = link.changed() => {
+                if *link.borrow_and_update() == LinkState::Connected {
+                    // What crossed nodes while Redis was away never arrived. Rooms first,
+                    // before any relayed message is handed out: a member removed meanwhile
+                    // must get none. Then every live device reads its queue again (it gets
+                    // only what it lacks), and sockets on tokens ended meanwhile end.
+                    resync_rooms(&io, &state).await;
+                    refill_all(&io, &state).await;
+                    tokio::spawn(end_ended_sessions(io.clone(), state.clone()));
+                }
+            }
             outcome = outcomes.recv() => {
                 let Some(outcome) = outcome else { return };
                 announce(&io, &state, relay, outcome).await;
             }
             Some(event) = relayed.recv() => carry_out(&io, &state, &cluster, event),
-            Ok(()) = link.changed() => {
-                if *link.borrow_and_update() == LinkState::Connected {
-                    // What crossed nodes while Redis was away never arrived: every live
-                    // device reads its queue again (it gets only what it lacks).
-                    refill_all(&io, &state).await;
-                }
-            }
         }
     }
 }
@@ -146,6 +153,7 @@ async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, outcome: Outco
             end_sessions(io, user_id, jti.as_deref());
             relay.publish(Relayed::EndSessions { user_id, jti });
         }
+        Outcome::Changed(change) => lifecycle::announce(io, change).await,
     }
 }
 
@@ -189,6 +197,44 @@ fn await_proofs(state: &AppState, handed: HandedTo) {
     }
 }
 
+/// Puts each socket in the rooms of exactly the conversations its user belongs to now.
+async fn resync_rooms(io: &SocketIo, state: &AppState) {
+    let sockets: Vec<(SocketRef, Arc<Session>)> = io
+        .sockets()
+        .into_iter()
+        .filter_map(|s| s.extensions.get::<Arc<Session>>().map(|session| (s, session)))
+        .filter(|(_, session)| session.live.load(Ordering::SeqCst))
+        .collect();
+    let mut users: Vec<i64> = sockets.iter().map(|(_, session)| session.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    let memberships = match conversations::memberships(&state.db, &users).await {
+        Ok(memberships) => memberships,
+        Err(e) => {
+            // Rooms stay as they are; the queue re-reads below still set them right.
+            tracing::warn!(error = %e, "re-reading memberships after Redis returned failed");
+            return;
+        }
+    };
+    for (s, session) in sockets {
+        let rooms: Vec<String> = memberships
+            .get(&session.user_id)
+            .map(|cs| cs.iter().map(|c| conversation_room(*c)).collect())
+            .unwrap_or_default();
+        let stale: Vec<_> = s
+            .rooms()
+            .into_iter()
+            .filter(|r| is_conversation_room(r) && !rooms.iter().any(|c| c.as_str() == &**r))
+            .collect();
+        if !stale.is_empty() {
+            s.leave(stale);
+        }
+        if !rooms.is_empty() {
+            s.join(rooms);
+        }
+    }
+}
+
 /// Every live device on this node reads its offline queue again.
 async fn refill_all(io: &SocketIo, state: &AppState) {
     for s in io.sockets() {
@@ -199,6 +245,25 @@ async fn refill_all(io: &SocketIo, state: &AppState) {
                 .messaging
                 .catch_up_more(session.user_id, s.id.to_string())
                 .await;
+        }
+    }
+}
+
+/// Ends this node's sockets whose tokens were ended while Redis was away (the news of it
+/// never came), telling them why, as `end_sessions` does.
+async fn end_ended_sessions(io: SocketIo, state: AppState) {
+    for s in io.sockets() {
+        let Some(session) = s.extensions.get::<Arc<Session>>() else {
+            continue;
+        };
+        let (jti, version) = session.token();
+        if state
+            .sessions
+            .ended(session.user_id, jti.as_deref(), version)
+            .await
+        {
+            emit_error(&s, &DomainError::TokenRevoked);
+            s.disconnect().ok();
         }
     }
 }
@@ -259,6 +324,10 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo, state
         content: &msg.content,
         sent_at: iso(msg.sent_at),
         seq: msg.seq,
+        version: msg.version,
+        reply_to: msg.reply_to.clone().map(Into::into),
+        edited_at: None,
+        deleted: false,
     };
     // Serialised once; each emit copies the finished JSON.
     let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
@@ -358,6 +427,10 @@ async fn hand_over(
             content: &m.content,
             sent_at: iso(m.sent_at),
             seq: m.seq,
+            version: m.version,
+            reply_to: m.quote().map(Into::into),
+            edited_at: m.edited_at.map(iso),
+            deleted: m.deleted_at.is_some(),
         };
         let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
             tracing::error!(message_id = m.id, "queued message could not be serialised");
@@ -392,12 +465,18 @@ async fn hand_over(
             for (conversation_id, last_seq) in &rooms {
                 session.holds_through(*conversation_id, *last_seq);
             }
-            s.join(
-                rooms
-                    .into_iter()
-                    .map(|(c, _)| conversation_room(c))
-                    .collect::<Vec<_>>(),
-            );
+            let rooms: Vec<String> = rooms.into_iter().map(|(c, _)| conversation_room(c)).collect();
+            // A re-read (Redis came back, or a gap) may find memberships that ended
+            // while their news could not arrive: leave what is no longer listed.
+            let stale: Vec<_> = s
+                .rooms()
+                .into_iter()
+                .filter(|r| is_conversation_room(r) && !rooms.iter().any(|c| c.as_str() == &**r))
+                .collect();
+            if !stale.is_empty() {
+                s.leave(stale);
+            }
+            s.join(rooms);
             session.live.store(true, Ordering::SeqCst);
             None
         }

@@ -11,6 +11,9 @@ pub const SYNC: &str = "sync";
 pub const AUTH_REFRESH: &str = "auth_refresh";
 /// Both directions: the client says it is typing; other members hear it.
 pub const TYPING: &str = "typing";
+pub const EDIT_MESSAGE: &str = "edit_message";
+pub const DELETE_MESSAGE: &str = "delete_message";
+pub const REACT: &str = "react";
 
 // Server → client.
 pub const AUTHENTICATED: &str = "authenticated";
@@ -29,6 +32,9 @@ pub const MEMBER_REMOVED: &str = "member_removed";
 pub const MEMBER_LEFT: &str = "member_left";
 pub const ROLE_CHANGED: &str = "role_changed";
 pub const GROUP_UPDATED: &str = "group_updated";
+pub const MESSAGE_EDITED: &str = "message_edited";
+pub const MESSAGE_DELETED: &str = "message_deleted";
+pub const REACTION_CHANGED: &str = "reaction_changed";
 
 /// The room holding every device of one user.
 pub fn user_room(user_id: i64) -> String {
@@ -39,6 +45,11 @@ pub fn user_room(user_id: i64) -> String {
 /// message is handed to each of them from one serialised payload.
 pub fn conversation_room(conversation_id: i64) -> String {
     format!("conversation:{conversation_id}")
+}
+
+/// Whether a room is a conversation's (see [`conversation_room`]).
+pub fn is_conversation_room(room: &str) -> bool {
+    room.starts_with("conversation:")
 }
 
 /// The room holding exactly one device (socket), so broadcasts can leave it out.
@@ -89,6 +100,8 @@ pub struct SendMessage {
     pub content: String,
     /// Optional idempotency key: a retry with the same key stores nothing new.
     pub client_msg_id: Option<String>,
+    /// The message (of the same conversation) this one replies to.
+    pub reply_to: Option<IdField>,
 }
 
 /// An id given as a number or a numeric string.
@@ -166,10 +179,114 @@ pub struct UserOffline {
     pub last_seen: String,
 }
 
-/// `sync`: for each conversation, the last seq the client has.
+/// `sync`, in one of two forms: `since` (for each conversation, the last seq the client
+/// has: the messages after it) or `changes` (the last version it has: every message
+/// inserted, edited, deleted or reacted to after it).
 #[derive(Debug, Deserialize)]
 pub struct SyncIn {
-    pub since: Vec<SyncSince>,
+    pub since: Option<Vec<SyncSince>>,
+    pub changes: Option<Vec<SyncChangesSince>>,
+}
+
+/// One conversation of `sync { changes }`.
+#[derive(Debug, Deserialize)]
+pub struct SyncChangesSince {
+    pub conversation_id: i64,
+    pub after_version: i64,
+}
+
+/// The `sync { changes }` acknowledgement: each changed message as it now stands,
+/// in version order per conversation.
+#[derive(Debug, Serialize)]
+pub struct SyncChangesAck {
+    pub changes: Vec<ChangedMessage>,
+    pub has_more: bool,
+}
+
+/// A message as it stands after its latest change (a tombstone has `deleted: true`
+/// and empty content).
+#[derive(Debug, Serialize)]
+pub struct ChangedMessage {
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub from_user_id: i64,
+    pub content: String,
+    pub sent_at: String,
+    pub seq: i64,
+    pub version: i64,
+    pub edited_at: Option<String>,
+    pub deleted: bool,
+    pub reply_to: Option<ReplyQuote>,
+    pub reactions: Vec<ReactionCount>,
+    /// The caller's own reaction.
+    pub my_reaction: Option<String>,
+}
+
+/// A short quote of the message replied to: its sender and the start of its text
+/// (null once deleted).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyQuote {
+    pub message_id: i64,
+    pub from_user_id: i64,
+    pub excerpt: Option<String>,
+}
+
+/// How many members reacted to a message with one emoji.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: i64,
+}
+
+/// `edit_message`: the sender's new text for a message.
+#[derive(Debug, Deserialize)]
+pub struct EditMessageIn {
+    pub message_id: IdField,
+    pub content: String,
+}
+
+/// `delete_message`: delete for everyone.
+#[derive(Debug, Deserialize)]
+pub struct DeleteMessageIn {
+    pub message_id: IdField,
+}
+
+/// `react`: set the caller's reaction to `emoji`, or clear it with null.
+#[derive(Debug, Deserialize)]
+pub struct ReactIn {
+    pub message_id: IdField,
+    pub emoji: Option<String>,
+}
+
+/// `message_edited`, to the members' devices (and `edit_message`'s acknowledgement).
+#[derive(Debug, Serialize)]
+pub struct MessageEdited {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub content: String,
+    pub edited_at: String,
+    pub version: i64,
+}
+
+/// `message_deleted`, to the members' devices (and `delete_message`'s acknowledgement).
+#[derive(Debug, Serialize)]
+pub struct MessageDeleted {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub deleted_at: String,
+    pub version: i64,
+}
+
+/// `reaction_changed`, to the members' devices (and `react`'s acknowledgement): who set
+/// or cleared which reaction, and the message's counts after it.
+#[derive(Debug, Serialize)]
+pub struct ReactionChanged {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub user_id: i64,
+    pub emoji: Option<String>,
+    pub reactions: Vec<ReactionCount>,
+    pub version: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +313,13 @@ pub struct SyncedMessage {
     pub seq: i64,
     pub delivered_at: Option<String>,
     pub read_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyQuote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Present (true) for a tombstone, whose content is empty.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,6 +345,16 @@ pub struct NewMessage<'a> {
     pub content: &'a str,
     pub sent_at: String,
     pub seq: i64,
+    /// The conversation's version this message (or its latest change) took.
+    pub version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyQuote>,
+    /// A queued message may have been edited or deleted while it waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// Present (true) for a tombstone, whose content is empty.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -273,4 +407,22 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+}
+
+impl From<crate::domain::messaging::Quote> for ReplyQuote {
+    fn from(q: crate::domain::messaging::Quote) -> Self {
+        ReplyQuote {
+            message_id: q.message_id,
+            from_user_id: q.from_user_id,
+            excerpt: q.excerpt,
+        }
+    }
+}
+
+/// Reaction counts on the wire.
+pub fn reaction_counts(counts: Vec<(String, i64)>) -> Vec<ReactionCount> {
+    counts
+        .into_iter()
+        .map(|(emoji, count)| ReactionCount { emoji, count })
+        .collect()
 }

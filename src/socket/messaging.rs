@@ -101,7 +101,14 @@ fn parse(
         .as_deref()
         .map(ClientMsgId::parse)
         .transpose()?;
-    SendRequest::new(sender, device, target, content, client_msg_id)
+    let reply_to = match &payload.reply_to {
+        None => None,
+        Some(id) => Some(
+            id.parse()
+                .ok_or_else(|| DomainError::InvalidInput("reply_to must be a message id".into()))?,
+        ),
+    };
+    SendRequest::new(sender, device, target, content, client_msg_id)?.replying_to(reply_to)
 }
 
 pub fn sent_payload(m: &StoredMessage) -> MessageSent {

@@ -4,6 +4,7 @@ pub mod dispatch;
 pub mod events;
 pub mod expiry;
 pub mod handshake;
+pub mod lifecycle;
 pub mod messaging;
 pub mod ping;
 pub mod proof;

@@ -50,6 +50,8 @@ pub struct Session {
     expires_at: std::sync::atomic::AtomicI64,
     /// The id of the token it connected (or last refreshed) with, so logout can end it.
     jti: Mutex<Option<String>>,
+    /// That token's version (a "log out everywhere" moves the user's past it).
+    token_version: std::sync::atomic::AtomicI64,
     arrivals: AtomicU64,
     turns: Mutex<Turns>,
     /// Guards the Connect/Disconnect hand-off so the writer never hears them out of order.
@@ -85,6 +87,7 @@ impl Session {
             user_id,
             expires_at: std::sync::atomic::AtomicI64::new(token.expires_at),
             jti: Mutex::new(token.jti.clone()),
+            token_version: std::sync::atomic::AtomicI64::new(token.version),
             refused_in_a_row: AtomicU64::new(0),
             _admission: admission,
             arrivals: AtomicU64::new(0),
@@ -106,6 +109,7 @@ impl Session {
     pub fn extend(&self, token: &Verified) {
         self.expires_at.fetch_max(token.expires_at, Ordering::SeqCst);
         *self.jti.lock().expect("jti lock poisoned") = token.jti.clone();
+        self.token_version.store(token.version, Ordering::SeqCst);
     }
 
     /// Message `seq` of `conversation` was handed to this socket; returns the end of
@@ -131,6 +135,14 @@ impl Session {
 
     fn spans(&self) -> std::sync::MutexGuard<'_, Spans> {
         self.handed.lock().expect("handed lock poisoned")
+    }
+
+    /// The token the socket stands on: its id and version.
+    pub fn token(&self) -> (Option<String>, i64) {
+        (
+            self.jti.lock().expect("jti lock poisoned").clone(),
+            self.token_version.load(Ordering::SeqCst),
+        )
     }
 
     /// Whether the socket stands on the token `jti`.

@@ -1,16 +1,20 @@
-//! `sync`: what a reconnecting client missed, by per-conversation seq.
+//! `sync`: what a reconnecting client missed, by per-conversation seq (new messages)
+//! or by per-conversation version (every change: new, edited, deleted, reacted to).
 use super::{AckSender, SocketRef};
 use std::sync::Arc;
 
 use socketioxide::extract::{State, TryData};
 
 use super::{
-    events::{SyncAck, SyncIn, SyncedMessage, iso},
+    events::{ChangedMessage, SyncAck, SyncChangesAck, SyncIn, SyncedMessage, iso, reaction_counts},
     proof::{Handed, HandedMessage},
     reply::{invalid, reply_error},
     session::Session,
 };
-use crate::{domain::conversations, state::AppState};
+use crate::{
+    domain::{DomainResult, conversations, lifecycle},
+    state::AppState,
+};
 
 /// Most messages one `sync` answers; the client asks again while `has_more`.
 const SYNC_BUDGET: u64 = 500;
@@ -30,13 +34,32 @@ pub async fn sync(
         return reply_error(&s, ack, &e);
     }
     let since = match payload {
-        Ok(p) => p
-            .since
+        Ok(SyncIn {
+            since: Some(since),
+            changes: None,
+        }) => since
             .iter()
             .map(|s| (s.conversation_id, s.after_seq.max(0)))
             .collect::<Vec<_>>(),
-        Err(_) => {
-            let e = invalid("sync needs since: [{ conversation_id, after_seq }]");
+        Ok(SyncIn {
+            since: None,
+            changes: Some(changes),
+        }) => {
+            let changes: Vec<(i64, i64)> = changes
+                .iter()
+                .map(|c| (c.conversation_id, c.after_version.max(0)))
+                .collect();
+            return match sync_changes(&state, session.user_id, &changes).await {
+                Ok(answer) => {
+                    ack.send(&answer).ok();
+                }
+                Err(e) => reply_error(&s, ack, &e),
+            };
+        }
+        _ => {
+            let e = invalid(
+                "sync needs since: [{ conversation_id, after_seq }] or changes: [{ conversation_id, after_version }]",
+            );
             return reply_error(&s, ack, &e);
         }
     };
@@ -59,15 +82,18 @@ pub async fn sync(
                 .collect();
             let messages: Vec<SyncedMessage> = messages
                 .into_iter()
-                .map(|m| SyncedMessage {
+                .map(|mut m| SyncedMessage {
                     message_id: m.id,
                     conversation_id: m.conversation_id,
                     from_user_id: m.sender_id,
-                    content: m.content,
+                    content: std::mem::take(&mut m.content),
                     sent_at: iso(m.sent_at),
                     seq: m.seq,
                     delivered_at: m.delivered_at.map(iso),
                     read_at: m.read_at.map(iso),
+                    reply_to: m.quote().map(Into::into),
+                    edited_at: m.edited_at.map(iso),
+                    deleted: m.deleted_at.is_some(),
                 })
                 .collect();
             if ack.send(&SyncAck { messages, has_more }).is_err() {
@@ -91,4 +117,36 @@ pub async fn sync(
         }
         Err(e) => reply_error(&s, ack, &e),
     }
+}
+
+/// `sync { changes }`: each message changed after the versions given, as it now stands.
+/// Unlike the seq form this hands nothing over for delivery: messages the device has
+/// not had also come as `new_message` from its queue (a client keys both by message id).
+async fn sync_changes(state: &AppState, user: i64, since: &[(i64, i64)]) -> DomainResult<SyncChangesAck> {
+    let mut found = lifecycle::changes(&state.db, user, since, SYNC_BUDGET).await?;
+    let changes = found
+        .messages
+        .into_iter()
+        .map(|m| {
+            let reactions = found.reactions.remove(&m.id).unwrap_or_default();
+            ChangedMessage {
+                message_id: m.id,
+                conversation_id: m.conversation_id,
+                from_user_id: m.sender_id,
+                sent_at: iso(m.sent_at),
+                seq: m.seq,
+                version: m.version,
+                edited_at: m.edited_at.map(iso),
+                deleted: m.deleted_at.is_some(),
+                reply_to: m.quote().map(Into::into),
+                reactions: reaction_counts(reactions.counts),
+                my_reaction: reactions.mine,
+                content: m.content,
+            }
+        })
+        .collect();
+    Ok(SyncChangesAck {
+        changes,
+        has_more: found.has_more,
+    })
 }

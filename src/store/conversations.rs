@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult};
 
 use super::{
+    messages::Quote,
     positions::{self, Move, Settled},
     stmt,
 };
@@ -148,7 +149,7 @@ pub async fn member_view<C: ConnectionTrait>(
     .map(|r| r.last_seq))
 }
 
-/// A message as shown in history.
+/// A message as shown in history (a deleted one has empty content).
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct HistoryMessage {
     pub id: i64,
@@ -159,9 +160,36 @@ pub struct HistoryMessage {
     pub sent_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub read_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub reply_to_id: Option<i64>,
+    /// The replied-to message's sender, text and deletion, for its quote.
+    pub reply_sender_id: Option<i64>,
+    pub reply_content: Option<String>,
+    pub reply_deleted_at: Option<DateTime<Utc>>,
 }
 
-const HISTORY_COLUMNS: &str = "id, conversation_id, seq, sender_id, content, sent_at, delivered_at, read_at";
+impl HistoryMessage {
+    /// The quote of the message this one replies to.
+    pub fn quote(&self) -> Option<Quote> {
+        let (id, sender) = (self.reply_to_id?, self.reply_sender_id?);
+        Some(Quote::of(
+            id,
+            sender,
+            self.reply_content.as_deref().unwrap_or_default(),
+            self.reply_deleted_at.is_some(),
+        ))
+    }
+}
+
+/// The columns of [`HistoryMessage`], read from [`HISTORY_FROM`].
+pub(crate) const HISTORY_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at, \
+    m.delivered_at, m.read_at, m.version, m.edited_at, m.deleted_at, m.reply_to_id, \
+    r.sender_id AS reply_sender_id, r.content AS reply_content, r.deleted_at AS reply_deleted_at";
+
+/// Messages `m`, each with the message it replies to (`r`).
+pub(crate) const HISTORY_FROM: &str = "messages m LEFT JOIN messages r ON r.id = m.reply_to_id";
 
 /// A page of history, newest first.
 pub async fn page_by_offset<C: ConnectionTrait>(
@@ -173,7 +201,8 @@ pub async fn page_by_offset<C: ConnectionTrait>(
     Ok(HistoryMessage::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3"
+            "SELECT {HISTORY_COLUMNS} FROM {HISTORY_FROM} WHERE m.conversation_id = $1 \
+             ORDER BY m.seq DESC LIMIT $2 OFFSET $3"
         ),
         [conversation.into(), (limit as i64).into(), (offset as i64).into()],
     ))
@@ -205,8 +234,8 @@ pub async fn page_by_seq<C: ConnectionTrait>(
     let mut messages = HistoryMessage::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT {HISTORY_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
-             ORDER BY seq {order} LIMIT $4 OFFSET $5"
+            "SELECT {HISTORY_COLUMNS} FROM {HISTORY_FROM} WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3 \
+             ORDER BY m.seq {order} LIMIT $4 OFFSET $5"
         ),
         [
             conversation.into(),
@@ -465,16 +494,44 @@ pub async fn after_seqs<C: ConnectionTrait>(
     since: &[(i64, i64)],
     budget: u64,
 ) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
+    after_cursors(db, Cursor::Seq, since, budget).await
+}
+
+/// Which per-conversation counter a cursor counts in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cursor {
+    /// New messages (`seq`).
+    Seq,
+    /// Every change: new, edited, deleted, reacted to (`version`).
+    Version,
+}
+
+/// Messages past each `(conversation, cursor)`, conversations in the order given and
+/// each in cursor order, at most `budget` in all; and whether more remain. One query.
+pub(crate) async fn after_cursors<C: ConnectionTrait>(
+    db: &C,
+    cursor: Cursor,
+    since: &[(i64, i64)],
+    budget: u64,
+) -> anyhow::Result<(Vec<HistoryMessage>, bool)> {
+    let column = match cursor {
+        Cursor::Seq => "seq",
+        Cursor::Version => "version",
+    };
     let (tuples, values) = super::values_list(
         vec![(budget as i64 + 1).into()],
-        since.iter().enumerate().map(|(i, (c, seq))| [*c, *seq, i as i64]),
+        since
+            .iter()
+            .enumerate()
+            .map(|(i, (c, after))| [*c, *after, i as i64]),
     );
     let mut messages = HistoryMessage::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at, m.delivered_at, m.read_at \
-             FROM (VALUES {tuples}) AS v JOIN messages m ON m.conversation_id = v.column1 AND m.seq > v.column2 \
-             ORDER BY v.column3, m.seq LIMIT $1"
+            "SELECT {HISTORY_COLUMNS} \
+             FROM (VALUES {tuples}) AS v JOIN messages m ON m.conversation_id = v.column1 AND m.{column} > v.column2 \
+             LEFT JOIN messages r ON r.id = m.reply_to_id \
+             ORDER BY v.column3, m.{column} LIMIT $1"
         ),
         values,
     ))

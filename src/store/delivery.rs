@@ -1,20 +1,12 @@
 //! The offline queue: for each conversation of a user, the messages from others after
 //! the user's delivered position.
-use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
-use super::stmt;
+use super::{conversations::HISTORY_COLUMNS, stmt};
 
-/// A queued message, as handed to the member's device.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct QueuedMessage {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub seq: i64,
-    pub sender_id: i64,
-    pub content: String,
-    pub sent_at: DateTime<Utc>,
-}
+/// A queued message, as handed to the member's device: as history shows it (edited,
+/// deleted, replying), since it may have changed while it waited.
+pub type QueuedMessage = super::conversations::HistoryMessage;
 
 /// Up to `limit` queued messages for `user`, oldest first, and whether more are queued.
 /// Nothing is marked: positions move only once the messages reached a device. Ids grow
@@ -27,11 +19,14 @@ pub async fn queue<C: ConnectionTrait>(
 ) -> anyhow::Result<(Vec<QueuedMessage>, bool)> {
     let mut queued = QueuedMessage::find_by_statement(stmt(
         db,
-        "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at \
-         FROM conversation_members cm \
-         JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > cm.delivered_seq \
-         WHERE cm.user_id = $1 AND cm.left_at IS NULL AND m.sender_id <> $1 \
-         ORDER BY m.id LIMIT $2",
+        &format!(
+            "SELECT {HISTORY_COLUMNS} \
+             FROM conversation_members cm \
+             JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > cm.delivered_seq \
+             LEFT JOIN messages r ON r.id = m.reply_to_id \
+             WHERE cm.user_id = $1 AND cm.left_at IS NULL AND m.sender_id <> $1 \
+             ORDER BY m.id LIMIT $2"
+        ),
         [user.into(), (limit as i64 + 1).into()],
     ))
     .all(db)
@@ -61,4 +56,34 @@ pub async fn open_conversations<C: ConnectionTrait>(db: &C, user: i64) -> anyhow
     .into_iter()
     .map(|r| (r.conversation_id, r.last_seq))
     .collect())
+}
+
+#[derive(FromQueryResult)]
+struct MembershipRow {
+    user_id: i64,
+    conversation_id: i64,
+}
+
+/// The conversations each of `users` currently belongs to, as `(user, conversation)`.
+pub async fn memberships<C: ConnectionTrait>(db: &C, users: &[i64]) -> anyhow::Result<Vec<(i64, i64)>> {
+    let mut found = Vec::new();
+    // Bounded statements: a node may hold tens of thousands of users.
+    for chunk in users.chunks(1000) {
+        let (tuples, values) = super::values_list(Vec::new(), chunk.iter().map(|u| [*u]));
+        found.extend(
+            MembershipRow::find_by_statement(stmt(
+                db,
+                &format!(
+                    "SELECT cm.user_id, cm.conversation_id FROM (VALUES {tuples}) AS v \
+                     JOIN conversation_members cm ON cm.user_id = v.column1 AND cm.left_at IS NULL"
+                ),
+                values,
+            ))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.user_id, r.conversation_id)),
+        );
+    }
+    Ok(found)
 }

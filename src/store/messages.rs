@@ -20,6 +20,8 @@ pub struct NewMessage {
     pub sender_id: i64,
     pub content: String,
     pub client_msg_id: Option<String>,
+    /// A message of the same conversation (checked before the write).
+    pub reply_to_id: Option<i64>,
 }
 
 /// A message as committed (also as relayed between nodes).
@@ -31,10 +33,79 @@ pub struct StoredMessage {
     pub sender_id: i64,
     pub content: String,
     pub sent_at: DateTime<Utc>,
+    /// The conversation's version this insert took (the change cursor).
+    pub version: i64,
+    /// The message this one replies to, quoted.
+    pub reply_to: Option<Quote>,
 }
 
-/// Where a batch's messages landed: `(id, seq)` per message, in batch order.
-pub type Landed = Vec<(i64, i64)>;
+/// A short quote of a replied-to message, as replies carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quote {
+    pub message_id: i64,
+    pub from_user_id: i64,
+    /// The start of the original's text; None once it is deleted.
+    pub excerpt: Option<String>,
+}
+
+/// Characters of the original a reply quotes.
+pub const EXCERPT_CHARS: usize = 100;
+
+impl Quote {
+    /// Quotes a message: its first [`EXCERPT_CHARS`] characters, nothing if deleted.
+    pub fn of(message_id: i64, from_user_id: i64, content: &str, deleted: bool) -> Quote {
+        let excerpt = (!deleted).then(|| match content.char_indices().nth(EXCERPT_CHARS) {
+            Some((end, _)) => content[..end].to_owned(),
+            None => content.to_owned(),
+        });
+        Quote {
+            message_id,
+            from_user_id,
+            excerpt,
+        }
+    }
+}
+
+/// Where a batch's messages landed: `(id, seq, version)` per message, in batch order.
+pub type Landed = Vec<(i64, i64, i64)>;
+
+#[derive(FromQueryResult)]
+struct ReplyTargetRow {
+    id: i64,
+    conversation_id: i64,
+    sender_id: i64,
+    content: String,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The messages replies name, by id, each with its conversation and quote.
+pub async fn reply_targets<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> anyhow::Result<HashMap<i64, (i64, Quote)>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let placeholders = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(ReplyTargetRow::find_by_statement(stmt(
+        db,
+        &format!(
+            "SELECT id, conversation_id, sender_id, content, deleted_at FROM messages WHERE id IN ({placeholders})"
+        ),
+        ids.iter().map(|id| (*id).into()),
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let quote = Quote::of(r.id, r.sender_id, &r.content, r.deleted_at.is_some());
+        (r.id, (r.conversation_id, quote))
+    })
+    .collect())
+}
 
 #[derive(FromQueryResult)]
 struct IdRow {
@@ -93,6 +164,7 @@ struct ExistingRow {
     client_msg_id: Option<String>,
     content: String,
     sent_at: DateTime<Utc>,
+    version: i64,
 }
 
 /// Messages already stored under these `(sender, client_msg_id)` keys, by key.
@@ -117,7 +189,7 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
     let rows = ExistingRow::find_by_statement(stmt(
         db,
         &format!(
-            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.sent_at \
+            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.sent_at, m.version \
              FROM messages m WHERE {}",
             tuples.join(" OR ")
         ),
@@ -136,6 +208,9 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
                 sender_id: r.sender_id,
                 content: r.content,
                 sent_at: r.sent_at,
+                version: r.version,
+                // A retry is answered with `message_sent` only, which carries no quote.
+                reply_to: None,
             };
             Some((key, msg))
         })
@@ -190,4 +265,19 @@ pub fn is_duplicate_client_id(e: &anyhow::Error) -> bool {
         .is_some_and(
             |e| matches!(e, sea_orm::SqlErr::UniqueConstraintViolation(m) if m.contains("client_msg_id")),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quote_keeps_the_first_characters_and_nothing_of_a_deleted_message() {
+        let long = "é".repeat(EXCERPT_CHARS + 5);
+        let quote = Quote::of(7, 2, &long, false);
+        assert_eq!(quote.excerpt.as_deref(), Some("é".repeat(EXCERPT_CHARS).as_str()));
+        assert_eq!((quote.message_id, quote.from_user_id), (7, 2));
+        assert_eq!(Quote::of(7, 2, "short", false).excerpt.as_deref(), Some("short"));
+        assert_eq!(Quote::of(7, 2, "", true).excerpt, None);
+    }
 }

@@ -27,37 +27,41 @@ locked AS (
   SELECT id FROM conversations WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE
 ),
 bumped AS (
-  UPDATE conversations SET last_seq = conversations.last_seq + counts.n, updated_at = $9,
+  UPDATE conversations SET last_seq = conversations.last_seq + counts.n,
+    version = conversations.version + counts.n, updated_at = $9,
     last_sender_id = counts.last_u, last_content = counts.last_t, last_sent_at = $9
   FROM counts JOIN locked ON locked.id = counts.c WHERE conversations.id = counts.c
-  RETURNING conversations.id, conversations.last_seq - counts.n AS base
+  RETURNING conversations.id, conversations.last_seq - counts.n AS base,
+    conversations.version - counts.n AS vbase
 ),
 numbered AS (
-  SELECT r.*, b.base + r.pos AS seq
-  FROM unnest($5::int8[], $6::int8[], $7::text[], $8::text[], $10::int8[])
-    WITH ORDINALITY AS r(c, u, k, t, pos, o)
+  SELECT r.*, b.base + r.pos AS seq, b.vbase + r.pos AS version
+  FROM unnest($5::int8[], $6::int8[], $7::text[], $8::text[], $10::int8[], $14::int8[])
+    WITH ORDINALITY AS r(c, u, k, t, pos, reply, o)
   JOIN bumped b ON b.id = r.c
 ),
 inserted AS (
-  INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, created_at)
-  SELECT c, seq, u, NULLIF(k, ''), t, $9, $9 FROM numbered ORDER BY o
-  RETURNING id, conversation_id, seq
+  INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, created_at,
+    version, reply_to_id)
+  SELECT c, seq, u, NULLIF(k, ''), t, $9, $9, version, NULLIF(reply, 0) FROM numbered ORDER BY o
+  RETURNING id, conversation_id, seq, version
 ),
 senders AS (
   UPDATE conversation_members m SET sent_since_read = m.sent_since_read + s.n, has_written = true
   FROM unnest($11::int8[], $12::int8[], $13::int8[]) AS s(c, u, n)
   WHERE m.conversation_id = s.c AND m.user_id = s.u
 )
-SELECT id, conversation_id, seq FROM inserted";
+SELECT id, conversation_id, seq, version FROM inserted";
 
 #[derive(FromQueryResult)]
 struct Inserted {
     id: i64,
     conversation_id: i64,
     seq: i64,
+    version: i64,
 }
 
-/// Stores `batch` as `plan` says; returns each message's `(id, seq)` in batch order.
+/// Stores `batch` as `plan` says; returns each message's `(id, seq, version)` in batch order.
 pub async fn write_batch(
     db: &DatabaseConnection,
     plan: &BatchPlan,
@@ -106,20 +110,30 @@ pub async fn write_batch(
                 .collect::<Vec<_>>()
                 .into(),
             plan.senders.iter().map(|s| s.count).collect::<Vec<_>>().into(),
+            // 0 stands for "no reply" (ids start at 1).
+            batch
+                .iter()
+                .map(|m| m.reply_to_id.unwrap_or(0))
+                .collect::<Vec<_>>()
+                .into(),
         ],
     ))
     .all(db)
     .await?;
-    let ids: HashMap<(i64, i64), i64> = rows
+    let ids: HashMap<(i64, i64), (i64, i64)> = rows
         .into_iter()
-        .map(|r| ((r.conversation_id, r.seq), r.id))
+        .map(|r| ((r.conversation_id, r.seq), (r.id, r.version)))
         .collect();
     landed(plan, batch, &ids)
 }
 
 /// Pairs each message with its row: within a conversation the seqs follow batch order,
 /// so the n-th message of a conversation has its n-th lowest new seq.
-fn landed(plan: &BatchPlan, batch: &[NewMessage], ids: &HashMap<(i64, i64), i64>) -> anyhow::Result<Landed> {
+fn landed(
+    plan: &BatchPlan,
+    batch: &[NewMessage],
+    ids: &HashMap<(i64, i64), (i64, i64)>,
+) -> anyhow::Result<Landed> {
     let mut lowest: HashMap<i64, i64> = HashMap::new();
     for &(c, seq) in ids.keys() {
         let e = lowest.entry(c).or_insert(seq);
@@ -134,10 +148,10 @@ fn landed(plan: &BatchPlan, batch: &[NewMessage], ids: &HashMap<(i64, i64), i64>
                 .ok_or_else(|| anyhow::anyhow!("conversation {}: no rows returned", m.conversation_id))?
                 - 1;
             let seq = base + pos;
-            let id = ids
+            let (id, version) = ids
                 .get(&(m.conversation_id, seq))
                 .ok_or_else(|| anyhow::anyhow!("message {}:{seq} not returned", m.conversation_id))?;
-            Ok((*id, seq))
+            Ok((*id, seq, *version))
         })
         .collect()
 }

@@ -17,9 +17,10 @@ use crate::domain::messaging::plan::BatchPlan;
 struct CounterRow {
     id: i64,
     last_seq: i64,
+    version: i64,
 }
 
-/// Stores `batch` as `plan` says; returns each message's `(id, seq)` in batch order.
+/// Stores `batch` as `plan` says; returns each message's `(id, seq, version)` in batch order.
 pub async fn write_batch(
     db: &DatabaseConnection,
     plan: &BatchPlan,
@@ -33,28 +34,37 @@ pub async fn write_batch(
         vec![now.into()],
         plan.touched.iter().map(|t| [t.conversation_id, t.count]),
     );
-    let bumped: Vec<(i64, i64)> = CounterRow::find_by_statement(stmt(
+    let bumped = CounterRow::find_by_statement(stmt(
         &txn,
         &format!(
-            "UPDATE conversations SET last_seq = conversations.last_seq + v.column2, updated_at = $1 \
+            "UPDATE conversations SET last_seq = conversations.last_seq + v.column2, \
+               version = conversations.version + v.column2, updated_at = $1 \
              FROM (VALUES {tuples}) AS v WHERE conversations.id = v.column1 \
-             RETURNING conversations.id, conversations.last_seq"
+             RETURNING conversations.id, conversations.last_seq, conversations.version"
         ),
         values,
     ))
     .all(&txn)
-    .await?
-    .into_iter()
-    .map(|r| (r.id, r.last_seq))
-    .collect();
+    .await?;
+    // Both counters moved by the same amount: a message's version is its seq plus
+    // the conversation's distance between them.
+    let version_offset: std::collections::HashMap<i64, i64> =
+        bumped.iter().map(|r| (r.id, r.version - r.last_seq)).collect();
+    let bumped: Vec<(i64, i64)> = bumped.into_iter().map(|r| (r.id, r.last_seq)).collect();
     let keys: Vec<(i64, i64)> = batch.iter().map(|m| (m.conversation_id, m.sender_id)).collect();
     let seqs = plan
         .seqs(&keys, &bumped)
         .ok_or_else(|| anyhow::anyhow!("a conversation vanished while sending"))?;
 
+    let version_of =
+        |m: &NewMessage, seq: i64| seq + version_offset.get(&m.conversation_id).copied().unwrap_or(0);
     let rows = batch.iter().zip(&seqs).map(|(m, seq)| messages::ActiveModel {
         conversation_id: Set(m.conversation_id),
         seq: Set(*seq),
+        version: Set(version_of(m, *seq)),
+        reply_to_id: Set(m.reply_to_id),
+        edited_at: Set(None),
+        deleted_at: Set(None),
         sender_id: Set(m.sender_id),
         client_msg_id: Set(m.client_msg_id.clone()),
         content: Set(m.content.clone()),
@@ -76,7 +86,7 @@ pub async fn write_batch(
         .zip(&seqs)
         .map(|(m, seq)| {
             ids.get(&(m.conversation_id, *seq))
-                .map(|id| (*id, *seq))
+                .map(|id| (*id, *seq, version_of(m, *seq)))
                 .ok_or_else(|| anyhow::anyhow!("inserted message {}:{seq} not returned", m.conversation_id))
         })
         .collect::<anyhow::Result<Landed>>()?;

@@ -5,6 +5,7 @@ pub mod conversations;
 pub mod db;
 pub mod delivery;
 pub mod groups;
+pub mod lifecycle;
 pub mod messages;
 pub mod messages_pg;
 pub mod messages_sqlite;

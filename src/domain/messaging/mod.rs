@@ -30,7 +30,7 @@ use super::{
 };
 pub use crate::store::{
     delivery::QueuedMessage,
-    messages::StoredMessage,
+    messages::{Quote, StoredMessage},
     positions::{Move, Settled},
 };
 
@@ -51,6 +51,8 @@ pub struct SendRequest {
     pub target: SendTarget,
     pub content: Content,
     pub client_msg_id: Option<ClientMsgId>,
+    /// A message of the same conversation this one replies to.
+    pub reply_to: Option<i64>,
 }
 
 impl SendRequest {
@@ -74,7 +76,18 @@ impl SendRequest {
             target,
             content,
             client_msg_id,
+            reply_to: None,
         })
+    }
+
+    /// Makes this a reply to `message_id`, which the writer checks belongs to the
+    /// conversation the message goes to.
+    pub fn replying_to(mut self, message_id: Option<i64>) -> DomainResult<Self> {
+        if message_id.is_some_and(|id| id <= 0) {
+            return Err(DomainError::InvalidInput("reply_to must be a message id".into()));
+        }
+        self.reply_to = message_id;
+        Ok(self)
     }
 }
 
@@ -120,6 +133,8 @@ pub enum Outcome {
     },
     /// A group changed: tell its members, move rooms.
     Group(GroupEvent),
+    /// A message was edited, deleted or reacted to: tell the conversation's members.
+    Changed(crate::domain::lifecycle::Change),
     /// Tokens of this user were ended: disconnect the sockets they opened (those of the
     /// token `jti`, or all the user's sockets).
     EndSessions { user_id: i64, jti: Option<String> },

@@ -12,7 +12,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Command, Outcome, SendRequest, SendTarget, Stored, StoredMessage,
+    Command, Outcome, Quote, SendRequest, SendTarget, Stored, StoredMessage,
     isolate::{Isolation, refused_by_database},
     plan::BatchPlan,
 };
@@ -41,6 +41,8 @@ struct Ready {
     req: SendRequest,
     reply: Reply,
     conversation_id: i64,
+    /// The quoted message, for a reply.
+    quote: Option<Quote>,
 }
 
 struct Writer {
@@ -289,6 +291,16 @@ impl Writer {
             Ok(blocked) => blocked,
             Err(e) => return Err((e, batch)),
         };
+        let replied: Vec<i64> = batch
+            .iter()
+            .filter_map(|(r, _)| r.reply_to)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let quotes = match store::messages::reply_targets(&self.db, &replied).await {
+            Ok(quotes) => quotes,
+            Err(e) => return Err((e, batch)),
+        };
         Ok(batch
             .into_iter()
             .filter_map(|(req, reply)| {
@@ -312,11 +324,24 @@ impl Writer {
                     Some(other) if blocked.contains(&(req.sender_id, other)) => Err(DomainError::Blocked),
                     _ => Ok(c),
                 });
-                match conversation {
-                    Ok(conversation_id) => Some(Ready {
+                // A reply quotes a message of the same conversation, and nothing else.
+                let quoted = conversation.and_then(|c| match req.reply_to {
+                    None => Ok((c, None)),
+                    Some(id) => match quotes.get(&id) {
+                        Some((in_conversation, quote)) if *in_conversation == c => {
+                            Ok((c, Some(quote.clone())))
+                        }
+                        _ => Err(DomainError::InvalidInput(
+                            "reply_to is not a message of this conversation".into(),
+                        )),
+                    },
+                });
+                match quoted {
+                    Ok((conversation_id, quote)) => Some(Ready {
                         req,
                         reply,
                         conversation_id,
+                        quote,
                     }),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -365,6 +390,7 @@ impl Writer {
         }
         let mut first_row = HashMap::new();
         let mut rows = Vec::with_capacity(batch.len());
+        let mut quotes = Vec::with_capacity(batch.len());
         let mut fates = Vec::with_capacity(batch.len());
         for ready in batch {
             let k = key(&ready.req);
@@ -387,12 +413,14 @@ impl Writer {
                 sender_id: ready.req.sender_id,
                 content: ready.req.content.clone().into_inner(),
                 client_msg_id: ready.req.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
+                reply_to_id: ready.req.reply_to,
             });
+            quotes.push(ready.quote.clone());
         }
         let stored = if rows.is_empty() {
             Vec::new()
         } else {
-            self.write(rows).await?
+            self.write(rows, quotes).await?
         };
         Ok(fates
             .into_iter()
@@ -404,7 +432,11 @@ impl Writer {
             .collect())
     }
 
-    async fn write(&mut self, rows: Vec<NewMessage>) -> anyhow::Result<Vec<StoredMessage>> {
+    async fn write(
+        &mut self,
+        rows: Vec<NewMessage>,
+        quotes: Vec<Option<Quote>>,
+    ) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
         let now = store::now();
         let keys: Vec<(i64, i64)> = rows.iter().map(|m| (m.conversation_id, m.sender_id)).collect();
@@ -424,13 +456,16 @@ impl Writer {
         Ok(rows
             .into_iter()
             .zip(landed)
-            .map(|(m, (id, seq))| StoredMessage {
+            .zip(quotes)
+            .map(|((m, (id, seq, version)), reply_to)| StoredMessage {
                 id,
                 conversation_id: m.conversation_id,
                 seq,
                 sender_id: m.sender_id,
                 content: m.content,
                 sent_at: now,
+                version,
+                reply_to,
             })
             .collect())
     }

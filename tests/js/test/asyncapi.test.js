@@ -36,6 +36,10 @@ const PAYLOADS = {
   MarkReadIn: { messages: ["mark_read"] },
   SyncIn: { messages: ["sync"] },
   SyncSince: { schemas: ["SyncSince"] },
+  SyncChangesSince: { schemas: ["SyncChangesSince"] },
+  EditMessageIn: { messages: ["edit_message"] },
+  DeleteMessageIn: { messages: ["delete_message"] },
+  ReactIn: { messages: ["react"] },
   AuthRefresh: { messages: ["auth_refresh"] },
   AuthPayload: {
     schemas: ["HandshakeAuth"],
@@ -46,6 +50,10 @@ const PAYLOADS = {
   MarkReadAck: { messages: ["mark_read_ack"] },
   SyncAck: { messages: ["sync_ack"] },
   SyncedMessage: { schemas: ["SyncedMessage"] },
+  SyncChangesAck: { messages: ["sync_changes_ack"] },
+  ChangedMessage: { schemas: ["ChangedMessage"] },
+  ReplyQuote: { schemas: ["ReplyQuote"] },
+  ReactionCount: { schemas: ["ReactionCount"] },
   AuthRefreshed: { messages: ["auth_refresh_ack"] },
   AckError: { messages: ["ack_error"] },
   ErrorBody: { schemas: ["ErrorBody"] },
@@ -60,6 +68,9 @@ const PAYLOADS = {
   UserOnline: { messages: ["user_online"] },
   UserOffline: { messages: ["user_offline"] },
   Pong: { messages: ["pong"] },
+  MessageEdited: { messages: ["message_edited", "edit_message_ack"] },
+  MessageDeleted: { messages: ["message_deleted", "delete_message_ack"] },
+  ReactionChanged: { messages: ["reaction_changed", "react_ack"] },
   ErrorEvent: { messages: ["error"] },
   GroupEventOut: {
     messages: [

@@ -102,6 +102,8 @@ describe("configuration errors stop start-up with one line naming the variable",
     ["an unsupported DATABASE_URL", { DATABASE_URL: "mysql://x/y" }, /DATABASE_URL: must start with/],
     ["a non-numeric PORT", { PORT: "abc" }, /PORT: `abc` is not a valid value/],
     ["a zero MAX_MESSAGE_BYTES", { MAX_MESSAGE_BYTES: "0" }, /MAX_MESSAGE_BYTES: must be between/],
+    ["a negative EDIT_WINDOW_SECS", { EDIT_WINDOW_SECS: "-1" }, /EDIT_WINDOW_SECS: `-1` is not a valid value/],
+    ["an EDIT_WINDOW_SECS over ten years", { EDIT_WINDOW_SECS: "315360001" }, /EDIT_WINDOW_SECS: must be at most/],
     ["a CORS origin without scheme", { CORS_ORIGINS: "example.com" }, /CORS_ORIGINS: `example.com`/],
   ];
   for (const [what, env, message] of cases) {

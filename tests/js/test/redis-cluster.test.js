@@ -102,8 +102,10 @@ suite("three nodes over Redis", { timeout: 120_000 }, () => {
       sent_at: ack.sent_at,
       seq: 1,
     };
+    // The protocol's fields as sent (later additions, e.g. `version`, are not this test's subject).
+    const known = (m) => Object.fromEntries(Object.keys(expected).map((key) => [key, m[key]]));
     for (const bobDevice of [bobB, bobC]) {
-      assert.deepEqual(await bobDevice.expect("new_message"), expected, bobDevice.name);
+      assert.deepEqual(known(await bobDevice.expect("new_message")), expected, bobDevice.name);
     }
     // Delivered: to every device of the sender, the one on another node included.
     for (const aliceDevice of [aliceA, aliceC]) {

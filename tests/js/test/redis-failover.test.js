@@ -121,10 +121,10 @@ suite("a Redis cluster losing a node", { timeout: 120_000 }, () => {
       // Who sits where: senders on every node, two of them on C (to be killed) and
       // receivers on C that must move; r3 also keeps a device on A throughout.
       const senders = [
-        [new Sender(s1, { to_user_id: r1.id }, "s1"), C, [r1]],
+        [new Sender(s1, { to_user_id: r1.id }, "s1", { window: 2 }), C, [r1]],
         [new Sender(s2, { to_user_id: r2.id }, "s2"), A, [r2]],
         [new Sender(s3, { to_user_id: r3.id }, "s3"), B, [r3]],
-        [new Sender(gs, { conversation_id: groupId }, "gs"), C, [m1, m2]],
+        [new Sender(gs, { conversation_id: groupId }, "gs", { window: 2 }), C, [m1, m2]],
       ];
       const devices = [
         [new Device(r1, { name: "r1" }), A, null],
@@ -153,7 +153,8 @@ suite("a Redis cluster losing a node", { timeout: 120_000 }, () => {
       }
 
       let stopped = false;
-      const runs = senders.map(([sender]) => sender.run(() => stopped, { paceMs: 5 }));
+      // C's senders keep a send in flight on every lane (no pause), so C dies mid-send.
+      const runs = senders.map(([sender, node]) => sender.run(() => stopped, { paceMs: node === C ? 0 : 5 }));
       await eventually(() => senders.every(([sender]) => sender.acked.length >= 25), {
         what: "every sender has 25 acknowledged", timeoutMs: 20_000,
       });

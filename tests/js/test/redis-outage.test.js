@@ -13,8 +13,9 @@
 // - PostgreSQL: what node A decides while Redis is away about sockets on node B (a
 //   member added to a group, one removed, logout everywhere) takes effect on B once
 //   Redis is back: the added member gets the group's messages live, the removed one
-//   none, the logged-out socket is ended; and Redis having come back empty, users
-//   connected throughout are reported online across nodes again.
+//   none, the logged-out socket is ended; typing and group events cross again; and
+//   Redis having come back empty, users connected throughout are reported online
+//   across nodes again.
 // - SQLite (and PostgreSQL too): ONE node with REDIS_URL. What Redis means for a single
 //   node can be checked on any backend: /health follows Redis down and back, and the
 //   node's own clients are served throughout. Nothing here claims to test several
@@ -224,6 +225,14 @@ suite(skipTwo)("changes made while Redis is away, two nodes", { timeout: 60_000 
       await tomGone.catch(() => problems.push("tom's socket on B, whose token was revoked on A while Redis was away, is still connected 10 s after Redis is back"));
       const again = await connect(B, tom, { name: "tom again on B" }).then((socket) => (socket.close(), "connected"), (err) => err.message);
       if (!/token revoked/.test(again)) problems.push(`tom reconnecting on B: ${again}`);
+      // Broadcasts (the adapter's, not the relay's) cross again: typing and group events.
+      benB.emit("typing", { conversation_id: id, is_typing: true });
+      await annA.until("typing", (x) => x.user_id === ben.id, { timeoutMs: 5_000 })
+        .catch(() => problems.push("typing from B does not reach A after Redis came back"));
+      const renamed = await A.http("PATCH", `/api/groups/${id}`, { token: ann.token, json: { name: "back" } });
+      assert.equal(renamed.status, 200, renamed.text);
+      await benB.until("group_updated", (x) => x.name === "back", { timeoutMs: 5_000 })
+        .catch(() => problems.push("a group event decided on A does not reach B after Redis came back"));
       // Redis came back empty: who is online anywhere is known again (ann on A, ben on B,
       // connected throughout, as each other's fellow group members see them).
       for (const [node, viewer, user] of [[B, ben, ann], [A, ann, ben]]) {
