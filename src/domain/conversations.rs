@@ -9,10 +9,11 @@ use super::{
     messaging::{Messaging, Outcome, ReadReceipt},
     presence::{DeviceId, Presence},
 };
-pub use crate::store::conversations::ListCursor;
+pub use crate::store::conversation_list::ListCursor;
 use crate::store::{
     self,
-    conversations::{ConversationSummary, HistoryMessage, SeqRange},
+    conversation_list::ConversationSummary,
+    conversations::{HistoryMessage, SeqRange},
 };
 
 /// The conversations each of `users` belongs to now.
@@ -49,8 +50,7 @@ pub async fn list(
     page: Option<(u64, Option<ListCursor>)>,
 ) -> DomainResult<Vec<ConversationView>> {
     let page = page.map(|(limit, cursor)| (limit.clamp(1, MAX_LIST_PAGE), cursor));
-    let rows = store::conversations::list_for_user(db, user, page).await?;
-    let blocked = store::blocks::related(db, user).await?;
+    let rows = store::conversation_list::list_for_user(db, user, page).await?;
     Ok(rows
         .into_iter()
         .map(|mut summary| {
@@ -60,8 +60,8 @@ pub async fn list(
             };
             // The other's presence shows only once they have written here, and never
             // across a block (see `contacts`).
-            let visible = other_user_id
-                .is_some_and(|id| summary.other_has_written == Some(true) && !blocked.contains(&id));
+            let visible =
+                other_user_id.is_some() && summary.other_has_written == Some(true) && !summary.other_blocked;
             if !visible {
                 summary.other_last_seen = None;
             }

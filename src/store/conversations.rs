@@ -1,6 +1,7 @@
-//! Reading conversations: the list, membership, history, read positions.
+//! Reading conversations: membership, history, read positions (the list has its own
+//! module, `conversation_list`).
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 
 use super::{
     messages::Quote,
@@ -8,124 +9,6 @@ use super::{
     stmt,
 };
 use crate::domain::receipts::Position;
-
-/// One row of a user's conversation list.
-#[derive(Debug, Clone)]
-pub struct ConversationSummary {
-    pub id: i64,
-    pub kind: String,
-    pub user_a: Option<i64>,
-    pub user_b: Option<i64>,
-    pub name: Option<String>,
-    pub updated_at: DateTime<Utc>,
-    pub last_content: Option<String>,
-    pub last_sent_at: Option<DateTime<Utc>>,
-    pub last_sender_id: Option<i64>,
-    pub unread_count: i64,
-    pub other_last_seen: Option<DateTime<Utc>>,
-    /// Current members, for groups.
-    pub member_count: Option<i64>,
-    /// Whether the other user of a direct chat has written in it.
-    pub other_has_written: Option<bool>,
-}
-
-/// Columns are read by position, in [`LIST_COLUMNS`]' order: a list holds a row per
-/// conversation, and looking each column up by name was a measurable part of its cost.
-impl FromQueryResult for ConversationSummary {
-    fn from_query_result(row: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
-        Ok(Self {
-            id: row.try_get_by_index(0)?,
-            kind: row.try_get_by_index(1)?,
-            user_a: row.try_get_by_index(2)?,
-            user_b: row.try_get_by_index(3)?,
-            name: row.try_get_by_index(4)?,
-            updated_at: row.try_get_by_index(5)?,
-            last_content: row.try_get_by_index(6)?,
-            last_sent_at: row.try_get_by_index(7)?,
-            last_sender_id: row.try_get_by_index(8)?,
-            unread_count: row.try_get_by_index(9)?,
-            other_last_seen: row.try_get_by_index(10)?,
-            member_count: row.try_get_by_index(11)?,
-            other_has_written: row.try_get_by_index(12)?,
-        })
-    }
-}
-
-/// The preview of the last message lives on the conversation row (kept by the writer),
-/// so the list touches no messages: members, conversations and the other users only.
-/// Unread is everything after the read position except the member's own messages.
-const LIST_COLUMNS: &str = "\
-SELECT c.id, c.kind, c.user_a, c.user_b, c.name, c.updated_at, \
-       c.last_content, c.last_sent_at, c.last_sender_id, \
-       CASE WHEN c.last_seq - me.read_seq - me.sent_since_read > 0 \
-            THEN c.last_seq - me.read_seq - me.sent_since_read ELSE 0 END, \
-       other.last_seen_at, \
-       CASE WHEN c.kind = 'group' THEN \
-         (SELECT COUNT(*) FROM conversation_members x WHERE x.conversation_id = c.id AND x.left_at IS NULL) END, \
-       om.has_written";
-
-/// The other member's row and user, for the conversations `me` and `c` name.
-const LIST_JOINS: &str = "\
-LEFT JOIN users other ON other.id = CASE WHEN c.user_a = me.user_id THEN c.user_b ELSE c.user_a END \
-LEFT JOIN conversation_members om ON om.conversation_id = c.id AND om.user_id = other.id";
-
-const LIST_ORDER: &str = "ORDER BY c.updated_at DESC, c.id DESC";
-
-/// Where a page of the list starts: after the conversation last seen, in list order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListCursor {
-    pub updated_at: DateTime<Utc>,
-    pub id: i64,
-}
-
-/// `user`'s conversations, most recently updated first, in one query: all of them, or
-/// a page of `limit` after `cursor`.
-pub async fn list_for_user<C: ConnectionTrait>(
-    db: &C,
-    user: i64,
-    page: Option<(u64, Option<ListCursor>)>,
-) -> anyhow::Result<Vec<ConversationSummary>> {
-    let statement = match page {
-        None => stmt(
-            db,
-            &format!(
-                "{LIST_COLUMNS} FROM conversation_members me \
-                 JOIN conversations c ON c.id = me.conversation_id {LIST_JOINS} \
-                 WHERE me.user_id = $1 AND me.left_at IS NULL {LIST_ORDER}"
-            ),
-            [user.into()],
-        ),
-        Some((limit, cursor)) => {
-            // The page is chosen from memberships and conversations alone; only its rows
-            // are joined to the other member (joining all first cost a page nearly what
-            // the whole list costs: BENCHMARKS.md, scenario 4).
-            let (after, values) = match cursor {
-                None => ("", vec![user.into(), (limit as i64).into()]),
-                Some(after) => (
-                    "AND (c.updated_at < $3 OR (c.updated_at = $3 AND c.id < $4))",
-                    vec![
-                        user.into(),
-                        (limit as i64).into(),
-                        after.updated_at.into(),
-                        after.id.into(),
-                    ],
-                ),
-            };
-            let sql = format!(
-                "WITH page AS (\
-                   SELECT c.id FROM conversation_members me \
-                   JOIN conversations c ON c.id = me.conversation_id \
-                   WHERE me.user_id = $1 AND me.left_at IS NULL {after} {LIST_ORDER} LIMIT $2) \
-                 {LIST_COLUMNS} FROM page \
-                 JOIN conversations c ON c.id = page.id \
-                 JOIN conversation_members me ON me.conversation_id = c.id AND me.user_id = $1 \
-                 {LIST_JOINS} {LIST_ORDER}"
-            );
-            stmt(db, &sql, values)
-        }
-    };
-    Ok(ConversationSummary::find_by_statement(statement).all(db).await?)
-}
 
 #[derive(FromQueryResult)]
 struct LastSeq {

@@ -14,8 +14,14 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         // WAL lets REST reads proceed while the message writer commits; FULL keeps a
         // commit durable before we tell the sender "sent".
+        // No ping before every acquire (as on PostgreSQL below): an SQLite connection is
+        // a worker thread of this process, which cannot be lost as a network connection
+        // can, and the ping is one more round trip to that thread before every query (as
+        // many as the queries themselves: a REST read is an authentication query and its
+        // own).
         opts.max_connections(4)
             .min_connections(1)
+            .test_before_acquire(false)
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
