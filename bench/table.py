@@ -25,6 +25,33 @@ if pairs:
               f"{fmt(p['server_cpu_s'], 2)} | {fmt(p['generator_cpu_s'], 2)} | {fmt(p['seconds'], 2)} |")
     print()
 
+cluster = [r for r in rows if r["scenario"] == "cluster"]
+if cluster:
+    print("### Scenario 5: two nodes over Redis\n")
+    print("Senders on node A, receivers on node B (\"A → B\"); \"% of one node\" is against the one-node "
+          "(one-process) row of the same system in this run. CPU in seconds over the run; per message: "
+          "Redis commands and bytes Redis sent out, divided by messages delivered.\n")
+    print("| system | msg/s | % of one node | p50 ms | p99 ms | max ms | missing | duplicated | reordered | "
+          "send errors | server CPU s | node A / node B CPU s | PostgreSQL CPU s | Redis CPU s | "
+          "Redis commands per msg | Redis bytes out per msg | generator CPU s | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in cluster:
+        p = r["report"]
+        family = r["label"].split(",")[0]
+        base = next((b for b in cluster if b["label"].split(",")[0] == family), r)
+        share = f"{100 * p['msgs_per_sec'] / base['report']['msgs_per_sec']:.0f}%" \
+            if base is not r and base["report"]["msgs_per_sec"] else "—"
+        w = p.get("watched_cpu_s", {})
+        nodes = f"{fmt(w['node A'], 2)} / {fmt(w['node B'], 2)}" if "node A" in w and "node B" in w else "—"
+        redis = p.get("redis", {})
+        per = lambda k: fmt(redis[k] / p["delivered"], 1) if k in redis and p["delivered"] else "n/a"
+        print(f"| {r['label']} | {fmt(p['msgs_per_sec'], 0)} | {share} | {fmt(p['p50_ms'])} | {fmt(p['p99_ms'])} | "
+              f"{fmt(p['max_ms'])} | {p['missing']} | {p['duplicated']} | {p['reordered']} | "
+              f"{p['send_errors'] + p['unanswered']} | {fmt(p['server_cpu_s'], 2)} | {nodes} | "
+              f"{fmt(p.get('postgres_cpu_s'), 2)} | {fmt(w.get('redis'), 2)} | {per('total_commands_processed')} | "
+              f"{per('total_net_output_bytes')} | {fmt(p['generator_cpu_s'], 2)} | {fmt(p['seconds'], 2)} |")
+    print()
+
 fanout = [r for r in rows if r["scenario"] == "groups"]
 if fanout:
     ceiling = next((r["report"]["deliveries_per_sec"] for r in fanout if r["label"].startswith("ceiling")), None)

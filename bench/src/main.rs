@@ -38,7 +38,8 @@ struct Target {
     secret: Option<String>,
     #[arg(long, default_value_t = 1)]
     first_user_id: i64,
-    /// The server's pid, to report its CPU time and memory.
+    /// The server's pid, to report its CPU time and memory; for CPU time, also a
+    /// comma-separated list (several nodes), whose times are summed.
     #[arg(long)]
     server_pid: Option<String>,
     /// A name for the result line.
@@ -61,6 +62,15 @@ enum Command {
         /// Give up on a receiver after this long without a message.
         #[arg(long, default_value_t = 5)]
         drain_secs: u64,
+        /// Receivers connect here instead of --url (another node of the same cluster:
+        /// every message then crosses between nodes). Users are minted or registered
+        /// through --url.
+        #[arg(long)]
+        receiver_url: Option<String>,
+        /// NAME=PID[,PID...]: also report the CPU time of these processes (summed per
+        /// name) as `watched_cpu_s.NAME`; repeatable.
+        #[arg(long = "watch", value_parser = parse_watch)]
+        watch: Vec<(String, String)>,
     },
     /// Group fan-out: many groups at full speed, then one big group at a steady pace.
     /// Prints one line per part (`groups`, then `group_big`).
@@ -102,6 +112,14 @@ enum Command {
     },
 }
 
+fn parse_watch(s: &str) -> Result<(String, String), String> {
+    let (name, pids) = s.split_once('=').ok_or("expected NAME=PID[,PID...]")?;
+    if name.is_empty() || pids.split(',').any(|p| p.trim().parse::<u32>().is_err()) {
+        return Err(format!("expected NAME=PID[,PID...], got {s:?}"));
+    }
+    Ok((name.to_owned(), pids.to_owned()))
+}
+
 async fn users_for(t: &Target, count: usize) -> anyhow::Result<Vec<users::BenchUser>> {
     match &t.secret {
         Some(secret) => Ok(users::mint(secret, t.first_user_id, count)),
@@ -118,10 +136,14 @@ async fn main() -> anyhow::Result<()> {
             messages,
             window,
             drain_secs,
+            receiver_url,
+            watch,
         } => {
             let users = users_for(&target, 2 * n).await?;
             let params = pairs::Params {
                 url: target.url.clone(),
+                receiver_url,
+                watch,
                 messages,
                 window,
                 drain: Duration::from_secs(drain_secs),

@@ -1,5 +1,6 @@
 //! Scenario 1: N sender→receiver pairs, each sender keeping W messages in flight.
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -16,11 +17,18 @@ use crate::{
 };
 
 pub struct Params {
+    /// Where senders connect.
     pub url: String,
+    /// Where receivers connect: another node of the same cluster (cross-node delivery);
+    /// `None`, the same server as the senders.
+    pub receiver_url: Option<String>,
     pub messages: u64,
     pub window: u64,
     pub drain: Duration,
     pub server_pid: Option<String>,
+    /// Other processes whose CPU time to report, by name (e.g. `redis`, or each node):
+    /// a pid, or a comma-separated list whose times are summed.
+    pub watch: Vec<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -41,6 +49,9 @@ pub struct Report {
     pub max_ms: f64,
     pub generator_cpu_s: f64,
     pub server_cpu_s: Option<f64>,
+    /// CPU seconds of each `--watch` name over the run (absent: not asked for, or gone).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub watched_cpu_s: BTreeMap<String, f64>,
 }
 
 struct ReceiverResult {
@@ -58,8 +69,9 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
     let n = pairs.len();
     let mut senders = Vec::with_capacity(n);
     let mut receivers = Vec::with_capacity(n);
+    let receiver_url = params.receiver_url.as_deref().unwrap_or(&params.url);
     for (s, r) in &pairs {
-        receivers.push(Client::connect(&params.url, &r.token).await?);
+        receivers.push(Client::connect(receiver_url, &r.token).await?);
         senders.push((Client::connect(&params.url, &s.token).await?, r.id));
     }
 
@@ -67,6 +79,11 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
     let barrier = Arc::new(Barrier::new(2 * n + 1));
     let gen_cpu0 = procfs::cpu_seconds("self").unwrap_or(0.0);
     let srv_cpu0 = params.server_pid.as_deref().and_then(procfs::cpu_seconds);
+    let watched0: Vec<Option<f64>> = params
+        .watch
+        .iter()
+        .map(|(_, pids)| procfs::cpu_seconds(pids))
+        .collect();
 
     let mut receiver_tasks = Vec::with_capacity(n);
     for mut client in receivers {
@@ -192,6 +209,12 @@ pub async fn run(params: Params, users: Vec<BenchUser>) -> anyhow::Result<Report
             .and_then(procfs::cpu_seconds)
             .zip(srv_cpu0)
             .map(|(b, a)| b - a),
+        watched_cpu_s: params
+            .watch
+            .iter()
+            .zip(watched0)
+            .filter_map(|((name, pids), before)| Some((name.clone(), procfs::cpu_seconds(pids)? - before?)))
+            .collect(),
     })
 }
 

@@ -34,6 +34,10 @@ const PAIRS: u64 = 5;
 const MESSAGES: u64 = 40;
 
 fn run_pairs(server: &Server) -> Value {
+    run_pairs_with(server, &[])
+}
+
+fn run_pairs_with(server: &Server, extra: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_realtime-chat-bench"))
         .args([
             "pairs",
@@ -56,6 +60,7 @@ fn run_pairs(server: &Server) -> Value {
         ])
         .arg("--server-pid")
         .arg(server.0.id().to_string())
+        .args(extra)
         .output()
         .expect("generator runs");
     assert!(
@@ -105,6 +110,43 @@ fn swapped_messages_are_counted_reordered() {
     assert_eq!(r["reordered"], PAIRS * MESSAGES / 2);
     assert_eq!(r["missing"], 0);
     assert_eq!(r["duplicated"], 0);
+}
+
+/// Receivers on another server than the senders (scenario 5's senders on node A and
+/// receivers on node B). Two lone relays share nothing, so nothing may arrive: proof that
+/// receivers connected where they were told, and that a cross-node loss counts missing.
+#[test]
+fn receivers_connect_to_the_receiver_url() {
+    let (a, b) = (ceiling("none"), ceiling("none"));
+    let pids = format!("{},{}", a.0.id(), b.0.id());
+    let r = run_pairs_with(
+        &a,
+        &[
+            "--receiver-url",
+            &b.1,
+            "--watch",
+            &format!("nodes={pids}"),
+            "--watch",
+            &format!("b={}", b.0.id()),
+        ],
+    );
+    assert_eq!(r["expected"], PAIRS * MESSAGES);
+    assert_eq!(r["delivered"], 0, "{r}");
+    assert_eq!(r["missing"], PAIRS * MESSAGES);
+    assert_eq!(r["duplicated"], 0);
+    let watched = &r["watched_cpu_s"];
+    assert!(watched["nodes"].as_f64().is_some(), "summed CPU of both: {r}");
+    assert!(watched["b"].as_f64().is_some(), "{r}");
+
+    // The same flag naming the senders' own server: everything arrives, in order.
+    let r = run_pairs_with(&a, &["--receiver-url", &a.1]);
+    assert_eq!(r["delivered"], PAIRS * MESSAGES);
+    assert_eq!(r["missing"], 0);
+    assert_eq!(r["reordered"], 0);
+    assert!(
+        r.get("watched_cpu_s").is_none(),
+        "nothing watched, nothing reported: {r}"
+    );
 }
 
 const GROUPS: u64 = 2;
