@@ -5,6 +5,8 @@
 //! proof of receipt (and so its delivered position) is tracked there; room moves only
 //! apply to sockets in a live state; and sockets are ended by token. Those travel here,
 //! on one channel, as JSON.
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use socketioxide_redis::drivers::Driver;
 use tokio::sync::mpsc;
@@ -20,7 +22,7 @@ const BUFFER: usize = 16 * 1024;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Relayed {
     /// Committed messages, in the order their node stored them.
-    Stored { messages: Vec<StoredMessage> },
+    Stored { messages: Vec<Arc<StoredMessage>> },
     /// These users' live devices join a conversation's room; `since`: the conversation's
     /// seq before their first message in it, when known.
     Joined {

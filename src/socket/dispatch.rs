@@ -56,6 +56,7 @@ pub async fn run(
     let mut relayed = cluster.relay.subscribe().await;
     let mut link = cluster.bus.watch();
     let relay = &cluster.relay;
+    let mut recent = Recent::default();
     loop {
         tokio::select! {
             // A returning link is seen to before what arrives through it.
@@ -73,14 +74,14 @@ pub async fn run(
             }
             outcome = outcomes.recv() => {
                 let Some(outcome) = outcome else { return };
-                announce(&io, &state, relay, outcome).await;
+                announce(&io, &state, relay, &mut recent, outcome).await;
             }
-            Some(event) = relayed.recv() => carry_out(&io, &state, &cluster, event),
+            Some(event) = relayed.recv() => carry_out(&io, &state, &cluster, &mut recent, event),
         }
     }
 }
 
-async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, outcome: Outcome) {
+async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, recent: &mut Recent, outcome: Outcome) {
     match outcome {
         Outcome::Joined {
             conversation_id,
@@ -98,10 +99,12 @@ async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, outcome: Outco
             let mut handed = HashMap::new();
             let mut fresh = Vec::new();
             for stored in batch {
-                if let Some(message) = announce_stored(io, stored, &mut handed, state)
-                    && relay.is_clustered()
-                {
-                    fresh.push(message);
+                if let Some(message) = announce_stored(io, stored, &mut handed, state) {
+                    let message = Arc::new(message);
+                    recent.keep(message.clone());
+                    if relay.is_clustered() {
+                        fresh.push(message);
+                    }
                 }
             }
             if !fresh.is_empty() {
@@ -114,7 +117,7 @@ async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, outcome: Outco
             user_id,
             messages,
             rooms,
-        } => hand_over(io, state, device, user_id, messages, rooms).await,
+        } => hand_over(io, state, recent, device, user_id, messages, rooms).await,
         Outcome::CatchUpFailed { device } => {
             // It reconnects and tries again.
             if let Some(s) = socket(io, &device) {
@@ -158,13 +161,14 @@ async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, outcome: Outco
 }
 
 /// Carries out, for this node's sockets, what another node decided.
-fn carry_out(io: &SocketIo, state: &AppState, cluster: &Cluster, event: Relayed) {
+fn carry_out(io: &SocketIo, state: &AppState, cluster: &Cluster, recent: &mut Recent, event: Relayed) {
     tracing::debug!(node = %state.config.node_id, ?event, "relayed from another node");
     match event {
         Relayed::Stored { messages } => {
             let mut handed = HashMap::new();
-            for message in &messages {
-                deliver_live(io, message, &mut handed, state);
+            for message in messages {
+                deliver_live(io, &message, &mut handed, state);
+                recent.keep(message);
             }
             await_proofs(state, handed);
         }
@@ -317,6 +321,16 @@ fn announce_stored(
 /// reached only once that device proves it arrived (`proof`), and a device whose
 /// buffer is full is disconnected at once (it catches up on reconnect).
 fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo, state: &AppState) {
+    let Some(raw) = new_message(msg) else { return };
+    for s in io.to(conversation_room(msg.conversation_id)).sockets() {
+        if let Some(session) = s.extensions.get::<Arc<Session>>() {
+            hand_to(s, session, msg, &raw, handed, state);
+        }
+    }
+}
+
+/// A message's `new_message` payload, serialised once (each emit copies the JSON).
+fn new_message(msg: &StoredMessage) -> Option<Box<RawValue>> {
     let payload = NewMessage {
         message_id: msg.id,
         conversation_id: msg.conversation_id,
@@ -329,41 +343,101 @@ fn deliver_live(io: &SocketIo, msg: &StoredMessage, handed: &mut HandedTo, state
         edited_at: None,
         deleted: false,
     };
-    // Serialised once; each emit copies the finished JSON.
-    let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
+    let raw = serde_json::value::to_raw_value(&payload);
+    if raw.is_err() {
         tracing::error!(message_id = msg.id, "message could not be serialised");
+    }
+    raw.ok()
+}
+
+/// Hands a message to one live device of a member (unless it is the sender's or the
+/// device has it), recording it for proof.
+fn hand_to(
+    s: SocketRef,
+    session: Arc<Session>,
+    msg: &StoredMessage,
+    raw: &RawValue,
+    handed: &mut HandedTo,
+    state: &AppState,
+) {
+    let (_, session, to_socket) = handed
+        .entry(s.id)
+        .or_insert_with(|| (s.clone(), session, Handed::default()));
+    hand_into(&s, session, msg, raw, to_socket, state);
+}
+
+/// [`hand_to`], recording into one socket's hand-over.
+fn hand_into(
+    s: &SocketRef,
+    session: &Arc<Session>,
+    msg: &StoredMessage,
+    raw: &RawValue,
+    to_socket: &mut Handed,
+    state: &AppState,
+) {
+    if session.user_id == msg.sender_id {
+        // The sender's devices hold their own messages: no gap in their run.
+        session.handed(msg.conversation_id, msg.seq);
         return;
-    };
-    for s in io.to(conversation_room(msg.conversation_id)).sockets() {
-        let Some(session) = s.extensions.get::<Arc<Session>>() else {
-            continue;
-        };
-        if session.user_id == msg.sender_id {
-            // The sender's devices hold their own messages: no gap in their run.
-            session.handed(msg.conversation_id, msg.seq);
-            continue;
+    }
+    if session.was_handed(msg.conversation_id, msg.seq) || !emit_new(s, session, raw, msg.id) {
+        return;
+    }
+    let covers = session.handed(msg.conversation_id, msg.seq);
+    if covers < msg.seq {
+        mind_the_gap(s, session, state);
+    }
+    to_socket.add(
+        &session.receipts,
+        session.user_id,
+        HandedMessage {
+            message_id: msg.id,
+            conversation_id: msg.conversation_id,
+            covers,
+            sent_at: msg.sent_at,
+            bytes: raw.get().len(),
+        },
+    );
+}
+
+/// Messages stored in the last moments (here or relayed), by arrival. A device going
+/// live is owed every message that reached this node after it connected, but its queue leaves out what
+/// another device of its user already showed it received, and it was in no room yet
+/// when those messages were handed out: it gets them from here, as it goes live.
+#[derive(Default)]
+pub struct Recent {
+    messages: std::collections::VecDeque<(std::time::Instant, Arc<StoredMessage>)>,
+    bytes: usize,
+}
+
+/// Longer than a connecting device takes to go live.
+const RECENT_FOR: Duration = Duration::from_secs(10);
+/// Bounds on what is kept (a flood keeps its memory bounded; a device that went live
+/// later than that finds the rest with `sync`).
+const RECENT_MAX: usize = 50_000;
+const RECENT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+impl Recent {
+    fn keep(&mut self, msg: Arc<StoredMessage>) {
+        let now = std::time::Instant::now();
+        self.bytes += msg.content.len();
+        self.messages.push_back((now, msg));
+        while let Some((at, front)) = self.messages.front() {
+            let over = self.messages.len() > RECENT_MAX || self.bytes > RECENT_MAX_BYTES;
+            if !over && now.duration_since(*at) <= RECENT_FOR {
+                break;
+            }
+            self.bytes -= front.content.len();
+            self.messages.pop_front();
         }
-        if session.was_handed(msg.conversation_id, msg.seq) || !emit_new(&s, &session, &raw, msg.id) {
-            continue;
-        }
-        let covers = session.handed(msg.conversation_id, msg.seq);
-        if covers < msg.seq {
-            mind_the_gap(&s, &session, state);
-        }
-        let (_, session, to_socket) = handed
-            .entry(s.id)
-            .or_insert_with(|| (s, session, Handed::default()));
-        to_socket.add(
-            &session.receipts,
-            session.user_id,
-            HandedMessage {
-                message_id: msg.id,
-                conversation_id: msg.conversation_id,
-                covers,
-                sent_at: msg.sent_at,
-                bytes: raw.get().len(),
-            },
-        );
+    }
+
+    /// Those of `conversation` that reached this node at or after `since`, in arrival order.
+    fn since(&self, conversation: i64, since: std::time::Instant) -> impl Iterator<Item = &StoredMessage> {
+        self.messages
+            .iter()
+            .filter(move |(at, m)| *at >= since && m.conversation_id == conversation)
+            .map(|(_, m)| &**m)
     }
 }
 
@@ -391,6 +465,7 @@ fn emit_new(s: &SocketRef, session: &Session, raw: &RawValue, message_id: i64) -
 async fn hand_over(
     io: &SocketIo,
     state: &AppState,
+    recent: &mut Recent,
     device: String,
     user_id: i64,
     messages: Vec<QueuedMessage>,
@@ -459,13 +534,23 @@ async fn hand_over(
     }
     let next_page = match rooms {
         Some(rooms) if complete && !session.missed_move.swap(false, Ordering::SeqCst) => {
+            // What reached this node since the device connected and is not in its queue
+            // (another device of its user showed it first, or it came after the queue
+            // was read).
+            for (conversation_id, _) in &rooms {
+                for msg in recent.since(*conversation_id, session.connected_at) {
+                    if let Some(raw) = new_message(msg) {
+                        hand_into(&s, &session, msg, &raw, &mut handed, state);
+                    }
+                }
+            }
             // The queue is drained: the device holds each conversation up to where it
             // stood when the queue was read (what is not in the queue reached another
             // of the member's devices, or is the member's own).
             for (conversation_id, last_seq) in &rooms {
                 session.holds_through(*conversation_id, *last_seq);
             }
-            let rooms: Vec<String> = rooms.into_iter().map(|(c, _)| conversation_room(c)).collect();
+            let rooms: Vec<String> = rooms.iter().map(|(c, _)| conversation_room(*c)).collect();
             // A re-read (Redis came back, or a gap) may find memberships that ended
             // while their news could not arrive: leave what is no longer listed.
             let stale: Vec<_> = s

@@ -45,6 +45,8 @@ struct Turns {
 
 pub struct Session {
     pub user_id: i64,
+    /// When the socket authenticated: messages that reached this node since are owed to it.
+    pub connected_at: std::time::Instant,
     /// When the token that authenticated the socket expires (seconds since the epoch);
     /// `auth_refresh` moves it.
     expires_at: std::sync::atomic::AtomicI64,
@@ -85,6 +87,7 @@ impl Session {
     ) -> Arc<Self> {
         Arc::new(Session {
             user_id,
+            connected_at: std::time::Instant::now(),
             expires_at: std::sync::atomic::AtomicI64::new(token.expires_at),
             jti: Mutex::new(token.jti.clone()),
             token_version: std::sync::atomic::AtomicI64::new(token.version),

@@ -505,13 +505,13 @@ impl Writer {
 
     async fn catch_up(&mut self, user_id: i64, device: String, first: bool) {
         let page = async {
+            // Rooms (with each conversation's newest seq) before the queue: the device
+            // then holds everything up to those seqs once the queue is handed over, even
+            // when another node stores a message between the two reads (that message is
+            // in the queue, or relayed later; never skipped as "held").
+            let rooms = store::delivery::open_conversations(&self.db, user_id).await?;
             let (messages, more) = store::delivery::queue(&self.db, user_id, self.catch_up_limit).await?;
-            let rooms = if more {
-                None
-            } else {
-                Some(store::delivery::open_conversations(&self.db, user_id).await?)
-            };
-            anyhow::Ok((messages, rooms))
+            anyhow::Ok((messages, (!more).then_some(rooms)))
         }
         .await;
         let (messages, rooms) = match page {
