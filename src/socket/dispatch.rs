@@ -221,21 +221,25 @@ async fn resync_rooms(io: &SocketIo, state: &AppState) {
         }
     };
     for (s, session) in sockets {
-        let rooms: Vec<String> = memberships
-            .get(&session.user_id)
-            .map(|cs| cs.iter().map(|c| conversation_room(*c)).collect())
-            .unwrap_or_default();
-        let stale: Vec<_> = s
-            .rooms()
-            .into_iter()
-            .filter(|r| is_conversation_room(r) && !rooms.iter().any(|c| c.as_str() == &**r))
-            .collect();
-        if !stale.is_empty() {
-            s.leave(stale);
-        }
-        if !rooms.is_empty() {
-            s.join(rooms);
-        }
+        let conversations = memberships.get(&session.user_id).map_or(&[][..], Vec::as_slice);
+        set_conversation_rooms(&s, conversations.iter().copied());
+    }
+}
+
+/// Puts a socket in exactly these conversations' rooms: it leaves the others (memberships
+/// that ended while their news could not arrive) and joins these.
+fn set_conversation_rooms(s: &SocketRef, conversations: impl Iterator<Item = i64>) {
+    let rooms: Vec<String> = conversations.map(conversation_room).collect();
+    let stale: Vec<_> = s
+        .rooms()
+        .into_iter()
+        .filter(|r| is_conversation_room(r) && !rooms.iter().any(|c| c.as_str() == &**r))
+        .collect();
+    if !stale.is_empty() {
+        s.leave(stale);
+    }
+    if !rooms.is_empty() {
+        s.join(rooms);
     }
 }
 
@@ -550,18 +554,9 @@ async fn hand_over(
             for (conversation_id, last_seq) in &rooms {
                 session.holds_through(*conversation_id, *last_seq);
             }
-            let rooms: Vec<String> = rooms.iter().map(|(c, _)| conversation_room(*c)).collect();
             // A re-read (Redis came back, or a gap) may find memberships that ended
-            // while their news could not arrive: leave what is no longer listed.
-            let stale: Vec<_> = s
-                .rooms()
-                .into_iter()
-                .filter(|r| is_conversation_room(r) && !rooms.iter().any(|c| c.as_str() == &**r))
-                .collect();
-            if !stale.is_empty() {
-                s.leave(stale);
-            }
-            s.join(rooms);
+            // while their news could not arrive: what is no longer listed is left.
+            set_conversation_rooms(&s, rooms.iter().map(|(c, _)| *c));
             session.live.store(true, Ordering::SeqCst);
             None
         }
