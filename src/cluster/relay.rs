@@ -41,6 +41,19 @@ pub enum Relayed {
     Presence { user_id: i64, online: bool },
 }
 
+impl Relayed {
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Relayed::Stored { .. } => "stored",
+            Relayed::Joined { .. } => "joined",
+            Relayed::Left { .. } => "left",
+            Relayed::EndSessions { .. } => "end_sessions",
+            Relayed::Presence { .. } => "presence",
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     from: String,

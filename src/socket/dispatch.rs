@@ -162,7 +162,8 @@ async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, recent: &mut R
 
 /// Carries out, for this node's sockets, what another node decided.
 fn carry_out(io: &SocketIo, state: &AppState, cluster: &Cluster, recent: &mut Recent, event: Relayed) {
-    tracing::debug!(node = %state.config.node_id, ?event, "relayed from another node");
+    // The kind only: message content stays out of the logs.
+    tracing::debug!(node = %state.config.node_id, kind = event.kind(), "relayed from another node");
     match event {
         Relayed::Stored { messages } => {
             let mut handed = HashMap::new();

@@ -109,26 +109,6 @@ export class Device {
     }
   }
 
-  /**
-   * Awaits messages sent right after this device connected. A device connected a
-   * moment before a message may miss it (redis-cluster.test.js "fresh devices" tests
-   * exactly that): tests about something else recover it, as an app would, by `sync`
-   * (recipe) or by reconnecting (offline queue), and report it. Resolves to a
-   * description of the miss, or null when everything came live.
-   */
-  async settle(ids, conversationId) {
-    const missed = await this.awaitAll(ids, { timeoutMs: 3_000 }).then(() => null, (err) => err.message);
-    if (!missed) return null;
-    if (this.recipe) {
-      this.watch(conversationId);
-      await this.sync();
-    } else {
-      await this.moveTo(this.node);
-    }
-    await this.awaitAll(ids, { timeoutMs: 5_000 });
-    return missed;
-  }
-
   #arrive(m, via, connection) {
     this.arrivals.push({
       id: m.message_id, conversation_id: m.conversation_id, seq: m.seq, from: m.from_user_id,
