@@ -20,7 +20,7 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::monitoring;
 
@@ -58,7 +58,14 @@ struct Link {
     conn: ConnectionManager,
     handlers: Handlers,
     state: watch::Sender<LinkState>,
-    publish: mpsc::Sender<(String, Vec<u8>)>,
+    publish: mpsc::Sender<Queued>,
+}
+
+/// What the publisher sends, in order.
+enum Queued {
+    Message(String, Vec<u8>),
+    /// Answered once everything queued before it was sent.
+    Flush(oneshot::Sender<()>),
 }
 
 /// The driver handed to socketioxide-redis; also used by the relay and presence.
@@ -128,10 +135,21 @@ impl Bus {
         self.0.as_ref().map(|link| link.conn.clone())
     }
 
+    /// Returns once everything published before has been sent to Redis (or failed to be).
+    pub async fn flush(&self) {
+        let Some(link) = &self.0 else { return };
+        let (done, sent) = oneshot::channel();
+        if link.publish.send(Queued::Flush(done)).await.is_ok() {
+            let _ = sent.await;
+        }
+    }
+
     /// Queues a publish; never waits for Redis, never fails.
     pub fn publish_now(&self, chan: String, payload: Vec<u8>) {
         let Some(link) = &self.0 else { return };
-        if *link.state.borrow() != LinkState::Connected || link.publish.try_send((chan, payload)).is_err() {
+        if *link.state.borrow() != LinkState::Connected
+            || link.publish.try_send(Queued::Message(chan, payload)).is_err()
+        {
             counter!(monitoring::CLUSTER_DROPPED).increment(1);
         }
     }
@@ -203,16 +221,27 @@ async fn probe(link: Arc<Link>) {
 }
 
 /// Sends queued publishes in order, many per round trip.
-async fn publisher(link: Arc<Link>, mut queued: mpsc::Receiver<(String, Vec<u8>)>) {
+async fn publisher(link: Arc<Link>, mut queued: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        for (chan, payload) in batch.drain(..) {
-            pipe.publish(chan, payload).ignore();
+        let mut flushed = Vec::new();
+        for item in batch.drain(..) {
+            match item {
+                Queued::Message(chan, payload) => {
+                    pipe.publish(chan, payload).ignore();
+                }
+                Queued::Flush(done) => flushed.push(done),
+            }
         }
-        let mut conn = link.conn.clone();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::debug!(error = %e, "publishing to other nodes failed");
+        if !pipe.is_empty() {
+            let mut conn = link.conn.clone();
+            if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+                tracing::debug!(error = %e, "publishing to other nodes failed");
+            }
+        }
+        for done in flushed {
+            let _ = done.send(());
         }
     }
 }

@@ -91,6 +91,11 @@ impl Relay {
         }
     }
 
+    /// Returns once everything published before has left for the other nodes.
+    pub async fn flush(&self) {
+        self.bus.flush().await;
+    }
+
     /// What the other nodes relay, in the order they published it.
     pub async fn subscribe(&self) -> mpsc::Receiver<Relayed> {
         let (tx, rx) = mpsc::channel(BUFFER);

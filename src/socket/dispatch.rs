@@ -157,6 +157,10 @@ async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, recent: &mut R
             relay.publish(Relayed::EndSessions { user_id, jti });
         }
         Outcome::Changed(change) => lifecycle::announce(io, change).await,
+        Outcome::Flushed(done) => {
+            relay.flush().await;
+            let _ = done.send(());
+        }
     }
 }
 

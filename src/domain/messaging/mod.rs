@@ -135,6 +135,9 @@ pub enum Outcome {
     Group(GroupEvent),
     /// A message was edited, deleted or reacted to: tell the conversation's members.
     Changed(crate::domain::lifecycle::Change),
+    /// Everything before this was announced (and sent on to other nodes): answer it
+    /// (shutdown waits for it).
+    Flushed(oneshot::Sender<()>),
     /// Tokens of this user were ended: disconnect the sockets they opened (those of the
     /// token `jti`, or all the user's sockets).
     EndSessions { user_id: i64, jti: Option<String> },
@@ -188,7 +191,8 @@ pub(crate) enum Command {
     Reached(Vec<Move>),
     /// Passed to the transport in queue order (after everything queued before it).
     Announce(Outcome),
-    /// Answered once everything queued before it is committed (shutdown).
+    /// Answered, through the transport, once everything queued before it is committed
+    /// and announced (shutdown).
     Flush(oneshot::Sender<()>),
     /// Another node's decision: a user came online (None) or went offline at a time.
     PresenceChanged {
@@ -288,7 +292,7 @@ impl Messaging {
     }
 
     /// Shutdown: refuses further sends and returns once every send accepted before is
-    /// committed (and its sender answered).
+    /// committed, its sender answered and its message announced (to other nodes too).
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
         let (done, flushed) = oneshot::channel();

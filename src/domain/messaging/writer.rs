@@ -123,7 +123,7 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
                             let _ = w.out.send(outcome);
                         }
                         Command::Flush(done) => {
-                            let _ = done.send(());
+                            let _ = w.out.send(Outcome::Flushed(done));
                         }
                         Command::PresenceChanged { user_id, last_seen } => {
                             w.announce_presence(user_id, last_seen).await
