@@ -51,6 +51,10 @@ pub struct HistoryMessage {
     pub reply_sender_id: Option<i64>,
     pub reply_content: Option<String>,
     pub reply_deleted_at: Option<DateTime<Utc>>,
+    /// End-to-end encrypted (content empty): `envelopes` holds its ciphertexts, a JSON
+    /// array, until it is deleted.
+    pub encrypted: bool,
+    pub envelopes: Option<String>,
 }
 
 impl HistoryMessage {
@@ -69,7 +73,8 @@ impl HistoryMessage {
 /// The columns of [`HistoryMessage`], read from [`HISTORY_FROM`].
 pub(crate) const HISTORY_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at, \
     m.delivered_at, m.read_at, m.version, m.edited_at, m.deleted_at, m.reply_to_id, \
-    r.sender_id AS reply_sender_id, r.content AS reply_content, r.deleted_at AS reply_deleted_at";
+    r.sender_id AS reply_sender_id, r.content AS reply_content, r.deleted_at AS reply_deleted_at, \
+    m.encrypted, m.envelopes";
 
 /// Messages `m`, each with the message it replies to (`r`).
 pub(crate) const HISTORY_FROM: &str = "messages m LEFT JOIN messages r ON r.id = m.reply_to_id";

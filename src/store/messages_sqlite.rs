@@ -63,6 +63,8 @@ pub async fn write_batch(
         seq: Set(*seq),
         version: Set(version_of(m, *seq)),
         reply_to_id: Set(m.reply_to_id),
+        encrypted: Set(m.envelopes.is_some()),
+        envelopes: Set(m.envelopes.clone()),
         edited_at: Set(None),
         deleted_at: Set(None),
         sender_id: Set(m.sender_id),
