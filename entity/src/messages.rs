@@ -27,6 +27,8 @@ pub struct Model {
     pub encrypted: bool,
     /// One opaque ciphertext per recipient device, as a JSON array; None once deleted.
     pub envelopes: Option<String>,
+    /// The key-directory device an encrypted message was sent from.
+    pub sender_device_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,10 +5,11 @@
 //!   prekey. Public keys only, as the base64 text the client sent.
 //! - `one_time_prekeys`: each handed out once. A claim deletes its row, so "handed out"
 //!   and "gone" are the same fact; `id` only gives claims an order.
-//! - `messages.encrypted`, `messages.envelopes`: an encrypted message keeps `content`
-//!   empty (previews and search skip it without knowing about encryption) and its
-//!   per-device ciphertexts as one JSON array, stored and relayed as written. A
-//!   tombstone drops the envelopes and keeps the flag.
+//! - `messages.encrypted`, `messages.envelopes`, `messages.sender_device_id`: an
+//!   encrypted message keeps `content` empty (previews and search skip it without
+//!   knowing about encryption), its per-device ciphertexts as one JSON array, stored and
+//!   relayed as written, and the sending device (a recipient's session is with that
+//!   device). A tombstone drops the envelopes and keeps the flag.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -45,6 +46,7 @@ enum Messages {
     Table,
     Encrypted,
     Envelopes,
+    SenderDeviceId,
 }
 
 #[derive(Iden)]
@@ -65,8 +67,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(DeviceKeys::Table)
                     .col(ColumnDef::new(DeviceKeys::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(DeviceKeys::DeviceId).integer().not_null())
-                    .col(ColumnDef::new(DeviceKeys::RegistrationId).integer().not_null())
+                    .col(ColumnDef::new(DeviceKeys::DeviceId).big_integer().not_null())
+                    .col(ColumnDef::new(DeviceKeys::RegistrationId).big_integer().not_null())
                     .col(ColumnDef::new(DeviceKeys::IdentityKey).text().not_null())
                     .col(
                         ColumnDef::new(DeviceKeys::SignedPrekeyId)
@@ -109,7 +111,7 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     .col(ColumnDef::new(OneTimePrekeys::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(OneTimePrekeys::DeviceId).integer().not_null())
+                    .col(ColumnDef::new(OneTimePrekeys::DeviceId).big_integer().not_null())
                     .col(ColumnDef::new(OneTimePrekeys::KeyId).big_integer().not_null())
                     .col(ColumnDef::new(OneTimePrekeys::PublicKey).text().not_null())
                     .foreign_key(
@@ -144,6 +146,10 @@ impl MigrationTrait for Migration {
                 .default(false)
                 .to_owned(),
             ColumnDef::new(Messages::Envelopes).text().null().to_owned(),
+            ColumnDef::new(Messages::SenderDeviceId)
+                .big_integer()
+                .null()
+                .to_owned(),
         ] {
             let mut column = column;
             manager
@@ -159,7 +165,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [Messages::Envelopes, Messages::Encrypted] {
+        for column in [Messages::SenderDeviceId, Messages::Envelopes, Messages::Encrypted] {
             manager
                 .alter_table(
                     Table::alter()

@@ -280,6 +280,8 @@ pub struct ChangedItem {
     encrypted: bool,
     #[schema(value_type = Option<Vec<crate::http::keys::Envelope>>)]
     envelopes: Option<Box<serde_json::value::RawValue>>,
+    /// The device an encrypted message was sent from (null otherwise).
+    sender_device_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -334,6 +336,7 @@ pub async fn changes(
                 my_reaction: mine,
                 encrypted: m.encrypted,
                 envelopes: crate::socket::events::envelopes(m.envelopes.as_deref()),
+                sender_device_id: m.sender_device_id,
                 content: m.content,
             }
         })

@@ -59,6 +59,8 @@ struct MessageItem {
     encrypted: bool,
     #[schema(value_type = Option<Vec<crate::http::keys::Envelope>>)]
     envelopes: Option<Box<serde_json::value::RawValue>>,
+    /// The device an encrypted message was sent from (null otherwise).
+    sender_device_id: Option<i64>,
 }
 
 impl MessageItem {
@@ -80,6 +82,7 @@ impl MessageItem {
             my_reaction: reactions.mine,
             encrypted: m.encrypted,
             envelopes: crate::socket::events::envelopes(m.envelopes.as_deref()),
+            sender_device_id: m.sender_device_id,
         }
     }
 }

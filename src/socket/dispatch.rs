@@ -359,6 +359,7 @@ fn new_message(msg: &StoredMessage) -> Option<Box<RawValue>> {
         deleted: false,
         encrypted: msg.envelopes.is_some(),
         envelopes: events::envelopes(msg.envelopes.as_deref()),
+        sender_device_id: msg.sender_device_id,
     };
     let raw = serde_json::value::to_raw_value(&payload);
     if raw.is_err() {
@@ -525,6 +526,7 @@ async fn hand_over(
             deleted: m.deleted_at.is_some(),
             encrypted: m.encrypted,
             envelopes: events::envelopes(m.envelopes.as_deref()),
+            sender_device_id: m.sender_device_id,
         };
         let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
             tracing::error!(message_id = m.id, "queued message could not be serialised");

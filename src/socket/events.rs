@@ -115,6 +115,9 @@ pub struct SendMessage {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptedIn {
+    /// The sending device (its key-directory id): recipients decrypt with their session
+    /// with it.
+    pub sender_device_id: i64,
     pub envelopes: Vec<EnvelopeIn>,
 }
 
@@ -256,6 +259,9 @@ pub struct ChangedMessage {
     pub encrypted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub envelopes: Option<Box<RawValue>>,
+    /// The device an encrypted message was sent from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_device_id: Option<i64>,
 }
 
 /// A short quote of the message replied to: its sender and the start of its text
@@ -368,6 +374,9 @@ pub struct SyncedMessage {
     pub encrypted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub envelopes: Option<Box<RawValue>>,
+    /// The device an encrypted message was sent from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_device_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -409,6 +418,9 @@ pub struct NewMessage<'a> {
     pub encrypted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub envelopes: Option<Box<RawValue>>,
+    /// The device an encrypted message was sent from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_device_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]

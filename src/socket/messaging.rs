@@ -145,7 +145,7 @@ fn parse(
 fn envelopes(raw: serde_json::Value, max_bytes: usize) -> Result<Envelopes, DomainError> {
     let parsed: EncryptedIn = serde_json::from_value(raw).map_err(|e| {
         DomainError::InvalidInput(format!(
-            "encrypted must be {{ envelopes: [{{ user_id, device_id, type, body }}] }}: {e}"
+            "encrypted must be {{ sender_device_id, envelopes: [{{ user_id, device_id, type, body }}] }}: {e}"
         ))
     })?;
     let list = parsed
@@ -163,7 +163,7 @@ fn envelopes(raw: serde_json::Value, max_bytes: usize) -> Result<Envelopes, Doma
             })
         })
         .collect::<Result<Vec<_>, DomainError>>()?;
-    Envelopes::parse(list, max_bytes)
+    Envelopes::parse(parsed.sender_device_id, list, max_bytes)
 }
 
 pub fn sent_payload(m: &StoredMessage) -> MessageSent {

@@ -100,6 +100,7 @@ pub async fn sync(
                     deleted: m.deleted_at.is_some(),
                     encrypted: m.encrypted,
                     envelopes: envelopes(m.envelopes.as_deref()),
+                    sender_device_id: m.sender_device_id,
                 })
                 .collect();
             if ack.send(&SyncAck { messages, has_more }).is_err() {
@@ -149,6 +150,7 @@ async fn sync_changes(state: &AppState, user: i64, since: &[(i64, i64)]) -> Doma
                 my_reaction: reactions.mine,
                 encrypted: m.encrypted,
                 envelopes: envelopes(m.envelopes.as_deref()),
+                sender_device_id: m.sender_device_id,
                 content: m.content,
             }
         })

@@ -55,6 +55,7 @@ pub struct HistoryMessage {
     /// array, until it is deleted.
     pub encrypted: bool,
     pub envelopes: Option<String>,
+    pub sender_device_id: Option<i64>,
 }
 
 impl HistoryMessage {
@@ -74,7 +75,7 @@ impl HistoryMessage {
 pub(crate) const HISTORY_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at, \
     m.delivered_at, m.read_at, m.version, m.edited_at, m.deleted_at, m.reply_to_id, \
     r.sender_id AS reply_sender_id, r.content AS reply_content, r.deleted_at AS reply_deleted_at, \
-    m.encrypted, m.envelopes";
+    m.encrypted, m.envelopes, m.sender_device_id";
 
 /// Messages `m`, each with the message it replies to (`r`).
 pub(crate) const HISTORY_FROM: &str = "messages m LEFT JOIN messages r ON r.id = m.reply_to_id";

@@ -24,6 +24,7 @@ pub struct NewMessage {
     pub reply_to_id: Option<i64>,
     /// An encrypted message's envelopes (JSON array); its content is empty.
     pub envelopes: Option<String>,
+    pub sender_device_id: Option<i64>,
 }
 
 /// A message as committed (also as relayed between nodes).
@@ -42,6 +43,9 @@ pub struct StoredMessage {
     /// An encrypted message's envelopes (JSON array, relayed as written).
     #[serde(default)]
     pub envelopes: Option<String>,
+    /// The device an encrypted message was sent from.
+    #[serde(default)]
+    pub sender_device_id: Option<i64>,
 }
 
 /// A short quote of a replied-to message, as replies carry it.
@@ -218,6 +222,7 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
                 // and no envelopes.
                 reply_to: None,
                 envelopes: None,
+                sender_device_id: None,
             };
             Some((key, msg))
         })

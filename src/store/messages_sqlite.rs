@@ -65,6 +65,7 @@ pub async fn write_batch(
         reply_to_id: Set(m.reply_to_id),
         encrypted: Set(m.envelopes.is_some()),
         envelopes: Set(m.envelopes.clone()),
+        sender_device_id: Set(m.sender_device_id),
         edited_at: Set(None),
         deleted_at: Set(None),
         sender_id: Set(m.sender_id),

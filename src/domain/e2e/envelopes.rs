@@ -31,9 +31,13 @@ pub struct Envelope {
     pub body: String,
 }
 
-/// A message's envelopes: non-empty, one per `(user, device)`, within the size limit.
+/// A message's envelopes (non-empty, one per `(user, device)`, within the size limit)
+/// and the sending device, which recipients' sessions are with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelopes(Vec<Envelope>);
+pub struct Envelopes {
+    sender_device_id: i64,
+    list: Vec<Envelope>,
+}
 
 /// Whether `s` has the shape of standard padded base64 (not decoded: see the module doc).
 fn looks_like_base64(s: &str) -> bool {
@@ -51,8 +55,13 @@ fn looks_like_base64(s: &str) -> bool {
 impl Envelopes {
     /// Checks `raw`; `max_bytes` bounds the total of each body's length (base64
     /// characters) plus [`ENVELOPE_OVERHEAD`].
-    pub fn parse(raw: Vec<Envelope>, max_bytes: usize) -> DomainResult<Envelopes> {
+    pub fn parse(sender_device_id: i64, raw: Vec<Envelope>, max_bytes: usize) -> DomainResult<Envelopes> {
         let bad = |m: String| Err(DomainError::InvalidInput(m));
+        if !(1..=MAX_DEVICE_ID).contains(&sender_device_id) {
+            return bad(format!(
+                "encrypted.sender_device_id must be an integer from 1 to {MAX_DEVICE_ID}"
+            ));
+        }
         if raw.is_empty() {
             return bad("encrypted.envelopes must hold at least one envelope".into());
         }
@@ -91,17 +100,25 @@ impl Envelopes {
         if total > max_bytes {
             return Err(DomainError::ContentTooLong(max_bytes));
         }
-        Ok(Envelopes(raw))
+        Ok(Envelopes {
+            sender_device_id,
+            list: raw,
+        })
+    }
+
+    /// The device the message was sent from.
+    pub fn sender_device_id(&self) -> i64 {
+        self.sender_device_id
     }
 
     /// The users the envelopes are for, each once.
     pub fn users(&self) -> HashSet<i64> {
-        self.0.iter().map(|e| e.user_id).collect()
+        self.list.iter().map(|e| e.user_id).collect()
     }
 
     /// Refuses envelopes for anyone `is_member` says is not a member of the conversation.
     pub fn all_for_members(&self, is_member: impl Fn(i64) -> bool) -> DomainResult<()> {
-        match self.0.iter().find(|e| !is_member(e.user_id)) {
+        match self.list.iter().find(|e| !is_member(e.user_id)) {
             Some(e) => Err(DomainError::InvalidInput(format!(
                 "an envelope is for user {}, who is not a member of this conversation",
                 e.user_id
@@ -113,7 +130,7 @@ impl Envelopes {
     /// The stored (and relayed) form: a JSON array of the envelopes.
     pub fn to_json(&self) -> String {
         // Plain integers and strings: serialising cannot fail.
-        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".to_owned())
+        serde_json::to_string(&self.list).unwrap_or_else(|_| "[]".to_owned())
     }
 }
 
@@ -132,19 +149,21 @@ mod tests {
 
     #[test]
     fn one_envelope_per_device() {
-        assert!(Envelopes::parse(vec![env(1, 1), env(1, 2), env(2, 1)], 1000).is_ok());
-        assert!(Envelopes::parse(vec![env(1, 1), env(1, 1)], 1000).is_err());
-        assert!(Envelopes::parse(vec![], 1000).is_err());
+        assert!(Envelopes::parse(1, vec![env(1, 1), env(1, 2), env(2, 1)], 1000).is_ok());
+        assert!(Envelopes::parse(1, vec![env(1, 1), env(1, 1)], 1000).is_err());
+        assert!(Envelopes::parse(1, vec![], 1000).is_err());
     }
 
     #[test]
     fn ids_and_type_are_in_range() {
-        assert!(Envelopes::parse(vec![env(0, 1)], 1000).is_err());
-        assert!(Envelopes::parse(vec![env(1, 0)], 1000).is_err());
-        assert!(Envelopes::parse(vec![env(1, 128)], 1000).is_err());
+        assert!(Envelopes::parse(0, vec![env(1, 1)], 1000).is_err());
+        assert!(Envelopes::parse(128, vec![env(1, 1)], 1000).is_err());
+        assert!(Envelopes::parse(1, vec![env(0, 1)], 1000).is_err());
+        assert!(Envelopes::parse(1, vec![env(1, 0)], 1000).is_err());
+        assert!(Envelopes::parse(1, vec![env(1, 128)], 1000).is_err());
         let mut e = env(1, 1);
         e.kind = 0;
-        assert!(Envelopes::parse(vec![e], 1000).is_err());
+        assert!(Envelopes::parse(1, vec![e], 1000).is_err());
     }
 
     #[test]
@@ -152,23 +171,23 @@ mod tests {
         for body in ["", "abc", "ab=c", "a===", "ab c", "YWJj\n"] {
             let mut e = env(1, 1);
             e.body = body.into();
-            assert!(Envelopes::parse(vec![e], 1000).is_err(), "{body:?}");
+            assert!(Envelopes::parse(1, vec![e], 1000).is_err(), "{body:?}");
         }
         for body in ["YWJj", "YWI=", "YQ==", "+/+/"] {
             let mut e = env(1, 1);
             e.body = body.into();
-            assert!(Envelopes::parse(vec![e], 1000).is_ok(), "{body:?}");
+            assert!(Envelopes::parse(1, vec![e], 1000).is_ok(), "{body:?}");
         }
         assert!(matches!(
-            Envelopes::parse(vec![env(1, 1), env(1, 2)], 167),
+            Envelopes::parse(1, vec![env(1, 1), env(1, 2)], 167),
             Err(DomainError::ContentTooLong(167))
         ));
-        assert!(Envelopes::parse(vec![env(1, 1), env(1, 2)], 168).is_ok());
+        assert!(Envelopes::parse(1, vec![env(1, 1), env(1, 2)], 168).is_ok());
     }
 
     #[test]
     fn stored_as_a_json_array_with_type() {
-        let e = Envelopes::parse(vec![env(4, 2)], 1000).unwrap();
+        let e = Envelopes::parse(1, vec![env(4, 2)], 1000).unwrap();
         assert_eq!(
             e.to_json(),
             r#"[{"user_id":4,"device_id":2,"type":3,"body":"Mwo="}]"#
@@ -178,7 +197,7 @@ mod tests {
 
     #[test]
     fn every_envelope_is_for_a_member() {
-        let e = Envelopes::parse(vec![env(4, 1), env(5, 1)], 1000).unwrap();
+        let e = Envelopes::parse(1, vec![env(4, 1), env(5, 1)], 1000).unwrap();
         assert!(e.all_for_members(|u| u == 4 || u == 5).is_ok());
         assert!(e.all_for_members(|u| u == 4).is_err());
     }

@@ -439,6 +439,7 @@ impl Writer {
                 client_msg_id: ready.req.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
                 reply_to_id: ready.req.reply_to,
                 envelopes: ready.req.encrypted.as_ref().map(|e| e.to_json()),
+                sender_device_id: ready.req.encrypted.as_ref().map(|e| e.sender_device_id()),
             });
             quotes.push(ready.quote.clone());
         }
@@ -492,6 +493,7 @@ impl Writer {
                 version,
                 reply_to,
                 envelopes: m.envelopes,
+                sender_device_id: m.sender_device_id,
             })
             .collect())
     }
