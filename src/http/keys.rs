@@ -5,12 +5,12 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
+    auth::Done,
     error::ApiResult,
     extract::{AuthUser, JsonBody, path_id},
 };
@@ -33,7 +33,7 @@ pub struct SignedPrekeyBody {
     #[schema(pattern = r"^B[Q-Za-f][A-Za-z0-9+/]{42}$", min_length = 44, max_length = 44)]
     public_key: String,
     /// XEdDSA signature by the identity key, 64 bytes, standard base64.
-    #[schema(pattern = r"^[A-Za-z0-9+/]{86}[AQgw]==$", min_length = 88, max_length = 88)]
+    #[schema(pattern = r"^[A-Za-z0-9+/]{85}[AQgw]==$", min_length = 88, max_length = 88)]
     signature: String,
 }
 
@@ -51,7 +51,7 @@ pub struct KyberPrekeyBody {
     )]
     public_key: String,
     /// XEdDSA signature by the identity key, 64 bytes, standard base64.
-    #[schema(pattern = r"^[A-Za-z0-9+/]{86}[AQgw]==$", min_length = 88, max_length = 88)]
+    #[schema(pattern = r"^[A-Za-z0-9+/]{85}[AQgw]==$", min_length = 88, max_length = 88)]
     signature: String,
 }
 
@@ -267,7 +267,7 @@ pub async fn status(
     params(("device_id" = i64, Path, description = "the caller's device", minimum = 1, maximum = 127)),
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "the device's keys and unclaimed prekeys are gone"),
+        (status = 200, description = "`{ success: true }`: the device's keys and unclaimed prekeys are gone", body = crate::http::auth::Done),
         crate::http::openapi::BadParameter,
         crate::http::openapi::Unauthenticated,
         crate::http::openapi::NotFound,
@@ -277,10 +277,10 @@ pub async fn remove(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(device): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Json<Done>> {
     let device = device_id(&device)?;
     directory::remove(&state.db, me, device).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(Done::yes()))
 }
 
 /// `POST /api/keys/devices/{device_id}/prekeys`
@@ -392,19 +392,26 @@ mod tests {
                 "type byte {first}"
             );
         }
+        let mut accepted = 0;
         for last in 0u8..=255 {
             let mut s = vec![9u8; 63];
             s.push(last);
             let text = STANDARD.encode(&s);
-            // The same text with each possible second-to-last character: trailing bits set
-            // or not, both must agree.
+            assert!(sig.is_match(&text), "signature ending {last}: {text}");
+            assert!(SignedPrekey::parse_ec(signed(ec_key.clone(), text.clone())).is_ok());
+            // The same text with each possible last data character: with stray trailing
+            // bits or not, the document and the parser must agree.
             for c in ('A'..='Z').chain('a'..='z').chain('0'..='9').chain(['+', '/']) {
                 let mut variant = text.clone();
-                variant.replace_range(86..87, &c.to_string());
+                variant.replace_range(85..86, &c.to_string());
                 let parsed = SignedPrekey::parse_ec(signed(ec_key.clone(), variant.clone())).is_ok();
                 assert_eq!(sig.is_match(&variant), parsed, "{variant}");
+                accepted += usize::from(parsed);
             }
         }
+        // 4 of the 64 last characters leave no stray bits, for each of the 256 texts.
+        assert_eq!(accepted, 256 * 4);
+        assert!(ec.is_match(&ec_key), "a good key matches");
         let mut k = vec![0x08];
         k.extend(vec![0xffu8; 1568]);
         let text = STANDARD.encode(&k);
