@@ -11,6 +11,9 @@
 // envelope for a non-member, an encrypted message with content, editing one.
 //
 // "Nothing arrives" is always checked after something that must arrive later.
+//
+// With TEST_DATABASE_URL and redis-server, two nodes over Redis: an encrypted message
+// and `prekeys_low` reach a device on the other node.
 
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -20,6 +23,7 @@ import { backend, startServer } from "../lib/harness.js";
 import { connect, closeAll } from "../lib/client.js";
 import { conversationsOf, history } from "../lib/api.js";
 import { SignalDevice, MessageType } from "../lib/signal.js";
+import { requireRedis, startRedisCluster } from "../lib/redis.js";
 
 let server;
 before(async () => {
@@ -414,5 +418,56 @@ describe("encrypted messages", () => {
     assert.equal(await bobPhone.open(atBob), "still here");
     assert.equal(next.seq, opening.seq + 1, "no refused message took a seq");
     await closeAll(aliceSocket, bobSocket);
+  });
+});
+
+const missingRedis = requireRedis(); // throws under CI=true when redis-server is missing
+const clusterSkip =
+  backend !== "postgres" ? "several nodes share one PostgreSQL database: set TEST_DATABASE_URL" : (missingRedis ?? false);
+const clusterSuite = clusterSkip ? (name) => test(name, { skip: clusterSkip }, () => {}) : describe;
+
+clusterSuite("two nodes over Redis", { timeout: 60_000 }, () => {
+  let cluster;
+  before(async () => {
+    cluster = await startRedisCluster(2);
+  });
+  after(() => cluster?.stop());
+
+  test("an encrypted message and prekeys_low reach bob on the other node", async () => {
+    const [A, B] = cluster.nodes;
+    const [alice, bob] = await A.registerMany("alice", "bob");
+    const put = async (node, user, device, count) => {
+      const res = await node.http("PUT", `/api/keys/devices/${device.deviceId}`, {
+        token: user.token,
+        json: await device.publication(count),
+      });
+      assert.equal(res.status, 200, res.text);
+    };
+    const alicePhone = new SignalDevice(alice.id, 1);
+    const bobPhone = new SignalDevice(bob.id, 1);
+    await put(A, alice, alicePhone, 5);
+    await put(B, bob, bobPhone, 11);
+    const [aliceOnA, bobOnB] = await Promise.all([
+      connect(A, alice, { name: "alice on A" }),
+      connect(B, bob, { name: "bob on B" }),
+    ]);
+    const fetch = async () => {
+      const res = await A.http("GET", `/api/users/${bob.id}/keys`, { token: alice.token });
+      assert.equal(res.status, 200, res.text);
+      return res.body.devices;
+    };
+    const [bundle] = await fetch(); // 11 → 10
+    await alicePhone.startSession(bob.id, bundle);
+    const ack = await aliceOnA.request("send_message", {
+      to_user_id: bob.id,
+      encrypted: await alicePhone.encrypt("across nodes", [[bob.id, 1]]),
+    });
+    assert.equal(ack.status, "sent", JSON.stringify(ack));
+    const delivered = await bobOnB.expect("new_message");
+    assert.equal(await bobPhone.open(delivered), "across nodes");
+    await fetch(); // 10 → 9, claimed on A
+    assert.deepEqual(await bobOnB.expect("prekeys_low"), { device_id: 1, remaining: 9 });
+    await bobOnB.expectNone("prekeys_low", { withinMs: 0 });
+    await closeAll(aliceOnA, bobOnB);
   });
 });
