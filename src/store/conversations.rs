@@ -229,7 +229,7 @@ pub async fn mark_read(
     let marked = Count::find_by_statement(stmt(
         &txn,
         "SELECT COUNT(*) AS n FROM messages \
-         WHERE conversation_id = $1 AND sender_id <> $2 AND seq > $3 AND seq <= $4",
+         WHERE conversation_id = $1 AND sender_id <> $2 AND seq > $3 AND seq <= $4 AND deleted_at IS NULL",
         range.clone(),
     ))
     .one(&txn)
@@ -245,7 +245,8 @@ pub async fn mark_read(
     txn.execute_raw(stmt(
         &txn,
         "UPDATE conversation_members SET sent_since_read = \
-           (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = $1 AND m.sender_id = $2 AND m.seq > $3) \
+           (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = $1 AND m.seq > $3 \
+              AND (m.sender_id = $2 OR m.deleted_at IS NOT NULL)) \
          WHERE conversation_id = $1 AND user_id = $2",
         [conversation.into(), reader.into(), target.into()],
     ))

@@ -160,6 +160,22 @@ impl Locked {
                 [id.into()],
             ))
             .await?;
+        // A deleted message is no longer unread for anyone: members who had not read
+        // it count it with their own messages after their read position (the sender
+        // already did). Deletes are rare, so a member-row write each is affordable.
+        self.txn
+            .execute_raw(stmt(
+                &self.txn,
+                "UPDATE conversation_members SET sent_since_read = sent_since_read + 1 \
+                 WHERE conversation_id = $1 AND user_id <> $2 AND left_at IS NULL \
+                   AND read_seq < (SELECT seq FROM messages WHERE id = $3)",
+                [
+                    self.target.conversation_id.into(),
+                    self.target.sender_id.into(),
+                    id.into(),
+                ],
+            ))
+            .await?;
         refresh_preview(&self.txn, self.target.conversation_id).await?;
         Ok(self.txn.commit().await?)
     }
