@@ -68,7 +68,11 @@ impl MigrationTrait for Migration {
                     .table(DeviceKeys::Table)
                     .col(ColumnDef::new(DeviceKeys::UserId).big_integer().not_null())
                     .col(ColumnDef::new(DeviceKeys::DeviceId).big_integer().not_null())
-                    .col(ColumnDef::new(DeviceKeys::RegistrationId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(DeviceKeys::RegistrationId)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(DeviceKeys::IdentityKey).text().not_null())
                     .col(
                         ColumnDef::new(DeviceKeys::SignedPrekeyId)
