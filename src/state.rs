@@ -9,6 +9,7 @@ use crate::{
     cluster::Cluster,
     config::Config,
     domain::{
+        attachments::Attachments,
         groups::Groups, hashing::Hasher, limits::Limits, messaging::Messaging, presence::Presence,
         sessions::Sessions, typing::Typing,
     },
@@ -29,4 +30,5 @@ pub struct AppState {
     pub groups: Groups,
     pub hasher: Hasher,
     pub limits: Limits,
+    pub attachments: Attachments,
 }

@@ -23,6 +23,8 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     /// The message of the same conversation this one replies to.
     pub reply_to_id: Option<i64>,
+    /// The attachment this message carries (None once deleted).
+    pub attachment_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

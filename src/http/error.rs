@@ -73,7 +73,10 @@ impl ApiError {
                 | DomainError::NotYourMessage(_)
                 | DomainError::EditWindowExpired
                 | DomainError::NotMember => StatusCode::FORBIDDEN,
-                DomainError::MessageDeleted => StatusCode::CONFLICT,
+                DomainError::MessageDeleted | DomainError::IdempotencyKeyReused => StatusCode::CONFLICT,
+                DomainError::AttachmentTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                DomainError::UnsupportedAttachmentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                DomainError::AttachmentNotFound => StatusCode::NOT_FOUND,
                 DomainError::InvalidGroup(_) | DomainError::TooManyMembers(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }

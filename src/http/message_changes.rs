@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
+    attachments::AttachmentInfo,
     error::{ApiError, ApiResult},
     extract::{AuthUser, JsonBody, QueryParams, path_id},
 };
@@ -275,6 +276,8 @@ pub struct ChangedItem {
     reply_to: Option<ReplyQuote>,
     reactions: Vec<ReactionCount>,
     my_reaction: Option<String>,
+    /// The attachment it carries; null for none and for a deleted message.
+    attachment: Option<AttachmentInfo>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -327,6 +330,7 @@ pub async fn changes(
                 reply_to: quote(&m),
                 reactions: counts(c),
                 my_reaction: mine,
+                attachment: m.attachment().map(Into::into),
                 content: m.content,
             }
         })

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::{
     error::{ApiError, ApiResult},
     extract::{AuthUser, QueryParams, path_id},
+    attachments::AttachmentInfo,
     message_changes::{self, ReactionCount, ReplyQuote},
 };
 use crate::{
@@ -54,12 +55,15 @@ struct MessageItem {
     reactions: Vec<ReactionCount>,
     /// The caller's own reaction.
     my_reaction: Option<String>,
+    /// The attachment it carries; null for none and for a deleted message.
+    attachment: Option<AttachmentInfo>,
 }
 
 impl MessageItem {
     fn new(m: HistoryMessage, reactions: Reactions) -> Self {
         MessageItem {
             reply_to: message_changes::quote(&m),
+            attachment: m.attachment().map(Into::into),
             id: m.id,
             conversation_id: m.conversation_id,
             seq: m.seq,

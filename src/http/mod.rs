@@ -1,5 +1,7 @@
 //! The REST transport: one module per resource, mirroring the URL tree.
+mod attachments;
 mod auth;
+mod byte_range;
 mod blocks;
 mod conversations;
 pub mod error;
@@ -17,6 +19,7 @@ mod users;
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     routing::{delete, get, patch, post, put},
 };
 
@@ -44,6 +47,12 @@ pub fn router() -> Router<AppState> {
             patch(message_changes::edit).delete(message_changes::delete),
         )
         .route("/api/messages/{id}/reaction", put(message_changes::react))
+        // The upload enforces ATTACHMENT_MAX_BYTES itself, as it streams.
+        .route(
+            "/api/attachments",
+            post(attachments::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/attachments/{id}", get(attachments::download))
         .route("/api/presence", get(presence::presence))
         .route("/api/blocks", get(blocks::list).post(blocks::block))
         .route("/api/blocks/{user_id}", delete(blocks::unblock))

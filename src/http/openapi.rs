@@ -16,7 +16,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, blocks, conversations, groups, health, message_changes, messages, presence, users};
+use super::{attachments, auth, blocks, conversations, groups, health, message_changes, messages, presence, users};
 use crate::{state::AppState, wire::Iso};
 
 /// Where the document is served.
@@ -50,6 +50,8 @@ pub const BEARER: &str = "bearer";
         message_changes::delete,
         message_changes::react,
         message_changes::changes,
+        attachments::upload,
+        attachments::download,
         presence::presence,
         blocks::list,
         blocks::block,
@@ -70,6 +72,7 @@ pub const BEARER: &str = "bearer";
         (name = "users", description = "The caller"),
         (name = "conversations", description = "The caller's conversation list"),
         (name = "messages", description = "History, read marks, receipts, edits, deletes, reactions and changes"),
+        (name = "attachments", description = "Files for messages: upload, download"),
         (name = "presence", description = "Who is online"),
         (name = "blocks", description = "Blocked users"),
         (name = "groups", description = "Group conversations"),

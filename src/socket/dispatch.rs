@@ -351,6 +351,7 @@ fn new_message(msg: &StoredMessage) -> Option<Box<RawValue>> {
         reply_to: msg.reply_to.clone().map(Into::into),
         edited_at: None,
         deleted: false,
+        attachment: msg.attachment.clone().map(Into::into),
     };
     let raw = serde_json::value::to_raw_value(&payload);
     if raw.is_err() {
@@ -515,6 +516,7 @@ async fn hand_over(
             reply_to: m.quote().map(Into::into),
             edited_at: m.edited_at.map(iso),
             deleted: m.deleted_at.is_some(),
+            attachment: m.attachment().map(Into::into),
         };
         let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
             tracing::error!(message_id = m.id, "queued message could not be serialised");

@@ -97,11 +97,15 @@ fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 pub struct SendMessage {
     pub to_user_id: Option<IdField>,
     pub conversation_id: Option<IdField>,
-    pub content: String,
+    /// Required, unless an attachment is sent.
+    pub content: Option<String>,
     /// Optional idempotency key: a retry with the same key stores nothing new.
     pub client_msg_id: Option<String>,
     /// The message (of the same conversation) this one replies to.
     pub reply_to: Option<IdField>,
+    /// An attachment the sender uploaded (`POST /api/attachments`); `content` may then
+    /// be empty or absent.
+    pub attachment_id: Option<IdField>,
 }
 
 /// An id given as a number or a numeric string.
@@ -220,6 +224,39 @@ pub struct ChangedMessage {
     pub reactions: Vec<ReactionCount>,
     /// The caller's own reaction.
     pub my_reaction: Option<String>,
+    /// The attachment it carries (null for none, and for a tombstone).
+    pub attachment: Option<AttachmentInfo>,
+}
+
+/// An attachment's metadata, as messages carry it; its bytes are at
+/// `GET /api/attachments/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentInfo {
+    pub id: i64,
+    pub name: String,
+    /// Sniffed from the content.
+    pub mime_type: String,
+    pub size: i64,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+}
+
+impl From<crate::domain::attachments::Attachment> for AttachmentInfo {
+    fn from(a: crate::domain::attachments::Attachment) -> Self {
+        AttachmentInfo {
+            id: a.id,
+            name: a.name,
+            mime_type: a.mime_type,
+            size: a.size,
+            sha256: a.sha256,
+            width: a.width,
+            height: a.height,
+        }
+    }
 }
 
 /// A short quote of the message replied to: its sender and the start of its text
@@ -320,6 +357,8 @@ pub struct SyncedMessage {
     /// Present (true) for a tombstone, whose content is empty.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -355,6 +394,8 @@ pub struct NewMessage<'a> {
     /// Present (true) for a tombstone, whose content is empty.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentInfo>,
 }
 
 #[derive(Debug, Serialize)]

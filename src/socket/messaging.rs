@@ -95,7 +95,22 @@ fn parse(
             ));
         }
     };
-    let content = Content::parse(payload.content, max_bytes)?;
+    let attachment_id = match &payload.attachment_id {
+        None => None,
+        Some(id) => Some(
+            id.parse()
+                .ok_or_else(|| DomainError::InvalidInput("attachment_id must be an attachment id".into()))?,
+        ),
+    };
+    let content = match (payload.content, attachment_id) {
+        (content, Some(_)) => Content::caption(content, max_bytes)?,
+        (Some(content), None) => Content::parse(content, max_bytes)?,
+        (None, None) => {
+            return Err(DomainError::InvalidInput(
+                "send_message needs to_user_id (a user id) or conversation_id, and content (a string)".into(),
+            ));
+        }
+    };
     let client_msg_id = payload
         .client_msg_id
         .as_deref()
@@ -108,7 +123,9 @@ fn parse(
                 .ok_or_else(|| DomainError::InvalidInput("reply_to must be a message id".into()))?,
         ),
     };
-    SendRequest::new(sender, device, target, content, client_msg_id)?.replying_to(reply_to)
+    SendRequest::new(sender, device, target, content, client_msg_id)?
+        .replying_to(reply_to)?
+        .carrying(attachment_id)
 }
 
 pub fn sent_payload(m: &StoredMessage) -> MessageSent {

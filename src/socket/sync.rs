@@ -94,6 +94,7 @@ pub async fn sync(
                     reply_to: m.quote().map(Into::into),
                     edited_at: m.edited_at.map(iso),
                     deleted: m.deleted_at.is_some(),
+                    attachment: m.attachment().map(Into::into),
                 })
                 .collect();
             if ack.send(&SyncAck { messages, has_more }).is_err() {
@@ -141,6 +142,7 @@ async fn sync_changes(state: &AppState, user: i64, since: &[(i64, i64)]) -> Doma
                 reply_to: m.quote().map(Into::into),
                 reactions: reaction_counts(reactions.counts),
                 my_reaction: reactions.mine,
+                attachment: m.attachment().map(Into::into),
                 content: m.content,
             }
         })

@@ -138,13 +138,15 @@ impl Locked {
         Ok(self.txn.commit().await?)
     }
 
-    /// Leaves a tombstone: the text and the reactions go, the place stays.
+    /// Leaves a tombstone: the text, the attachment and the reactions go, the place
+    /// stays. The attachment is then no longer this message's (its members may no longer
+    /// download it, and the sweep removes it once nothing else carries it).
     pub async fn delete(self, at: DateTime<Utc>) -> anyhow::Result<()> {
         let id = self.target.message_id;
         self.txn
             .execute_raw(stmt(
                 &self.txn,
-                "UPDATE messages SET content = '', deleted_at = $2, version = $3 WHERE id = $1",
+                "UPDATE messages SET content = '', attachment_id = NULL, deleted_at = $2, version = $3 WHERE id = $1",
                 [id.into(), at.into(), self.version.into()],
             ))
             .await?;

@@ -22,6 +22,8 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     /// A message of the same conversation (checked before the write).
     pub reply_to_id: Option<i64>,
+    /// An attachment of the sender (checked before the write).
+    pub attachment_id: Option<i64>,
 }
 
 /// A message as committed (also as relayed between nodes).
@@ -37,6 +39,9 @@ pub struct StoredMessage {
     pub version: i64,
     /// The message this one replies to, quoted.
     pub reply_to: Option<Quote>,
+    /// The attachment it carries.
+    #[serde(default)]
+    pub attachment: Option<super::attachments::Attachment>,
 }
 
 /// A short quote of a replied-to message, as replies carry it.
@@ -211,6 +216,7 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
                 version: r.version,
                 // A retry is answered with `message_sent` only, which carries no quote.
                 reply_to: None,
+                attachment: None,
             };
             Some((key, msg))
         })

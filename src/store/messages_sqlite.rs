@@ -63,6 +63,7 @@ pub async fn write_batch(
         seq: Set(*seq),
         version: Set(version_of(m, *seq)),
         reply_to_id: Set(m.reply_to_id),
+        attachment_id: Set(m.attachment_id),
         edited_at: Set(None),
         deleted_at: Set(None),
         sender_id: Set(m.sender_id),

@@ -53,6 +53,8 @@ pub struct SendRequest {
     pub client_msg_id: Option<ClientMsgId>,
     /// A message of the same conversation this one replies to.
     pub reply_to: Option<i64>,
+    /// An attachment the sender uploaded (checked by the writer).
+    pub attachment_id: Option<i64>,
 }
 
 impl SendRequest {
@@ -77,6 +79,7 @@ impl SendRequest {
             content,
             client_msg_id,
             reply_to: None,
+            attachment_id: None,
         })
     }
 
@@ -87,6 +90,18 @@ impl SendRequest {
             return Err(DomainError::InvalidInput("reply_to must be a message id".into()));
         }
         self.reply_to = message_id;
+        Ok(self)
+    }
+}
+
+impl SendRequest {
+    /// Makes this message carry the attachment `id`, which the writer checks the sender
+    /// uploaded.
+    pub fn carrying(mut self, id: Option<i64>) -> DomainResult<Self> {
+        if id.is_some_and(|id| id <= 0) {
+            return Err(DomainError::InvalidInput("attachment_id must be an attachment id".into()));
+        }
+        self.attachment_id = id;
         Ok(self)
     }
 }

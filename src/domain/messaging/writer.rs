@@ -26,6 +26,7 @@ use crate::{
     monitoring,
     store::{
         self,
+        attachments::Attachment,
         messages::NewMessage,
         positions::{self, Move},
     },
@@ -43,6 +44,8 @@ struct Ready {
     conversation_id: i64,
     /// The quoted message, for a reply.
     quote: Option<Quote>,
+    /// The attachment it carries, checked to be the sender's.
+    attachment: Option<Attachment>,
 }
 
 struct Writer {
@@ -301,6 +304,16 @@ impl Writer {
             Ok(quotes) => quotes,
             Err(e) => return Err((e, batch)),
         };
+        let attached: Vec<i64> = batch
+            .iter()
+            .filter_map(|(r, _)| r.attachment_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let attachments = match store::attachments::with_uploaders(&self.db, &attached).await {
+            Ok(attachments) => attachments,
+            Err(e) => return Err((e, batch)),
+        };
         Ok(batch
             .into_iter()
             .filter_map(|(req, reply)| {
@@ -336,12 +349,21 @@ impl Writer {
                         )),
                     },
                 });
-                match quoted {
-                    Ok((conversation_id, quote)) => Some(Ready {
+                // Only its uploader sends an attachment; to anyone else it does not exist.
+                let attached = quoted.and_then(|(c, quote)| match req.attachment_id {
+                    None => Ok((c, quote, None)),
+                    Some(id) => match attachments.get(&id) {
+                        Some((uploader, a)) if *uploader == req.sender_id => Ok((c, quote, Some(a.clone()))),
+                        _ => Err(DomainError::AttachmentNotFound),
+                    },
+                });
+                match attached {
+                    Ok((conversation_id, quote, attachment)) => Some(Ready {
                         req,
                         reply,
                         conversation_id,
                         quote,
+                        attachment,
                     }),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -414,8 +436,9 @@ impl Writer {
                 content: ready.req.content.clone().into_inner(),
                 client_msg_id: ready.req.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
                 reply_to_id: ready.req.reply_to,
+                attachment_id: ready.req.attachment_id,
             });
-            quotes.push(ready.quote.clone());
+            quotes.push((ready.quote.clone(), ready.attachment.clone()));
         }
         let stored = if rows.is_empty() {
             Vec::new()
@@ -435,7 +458,7 @@ impl Writer {
     async fn write(
         &mut self,
         rows: Vec<NewMessage>,
-        quotes: Vec<Option<Quote>>,
+        quotes: Vec<(Option<Quote>, Option<Attachment>)>,
     ) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
         let now = store::now();
@@ -457,7 +480,7 @@ impl Writer {
             .into_iter()
             .zip(landed)
             .zip(quotes)
-            .map(|((m, (id, seq, version)), reply_to)| StoredMessage {
+            .map(|((m, (id, seq, version)), (reply_to, attachment))| StoredMessage {
                 id,
                 conversation_id: m.conversation_id,
                 seq,
@@ -466,6 +489,7 @@ impl Writer {
                 sent_at: now,
                 version,
                 reply_to,
+                attachment,
             })
             .collect())
     }
