@@ -15,6 +15,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{
+    openapi::ErrorBody,
     byte_range::{Requested, requested},
     error::ApiError,
     extract::{AuthUser, QueryParams, path_id},
@@ -66,14 +67,6 @@ impl From<Attachment> for AttachmentInfo {
             height: a.height,
         }
     }
-}
-
-/// A refused attachment request: `{ error, code }` (the code as the socket's `error` gives it).
-#[derive(Serialize, ToSchema)]
-pub struct AttachmentError {
-    error: String,
-    /// e.g. `attachment_too_large`, `unsupported_attachment_type`, `attachment_not_found`.
-    code: String,
 }
 
 /// The multipart form: one file part.
@@ -139,10 +132,10 @@ pub type Answer = Result<Response, Refusal>;
     responses(
         (status = 201, description = "stored", body = AttachmentInfo),
         (status = 200, description = "a repeat of an earlier upload (same Idempotency-Key, or without one the same name and content): that attachment", body = AttachmentInfo),
-        (status = 400, description = "a malformed multipart body, a form without a file part, an empty file, or a malformed Idempotency-Key", body = AttachmentError),
-        (status = 409, description = "the Idempotency-Key was used for different content", body = AttachmentError),
-        (status = 413, description = "larger than ATTACHMENT_MAX_BYTES (25 MB by default)", body = AttachmentError),
-        (status = 415, description = "the content (sniffed, whatever its name or declared type) is not an accepted type: images, PDF, audio, video", body = AttachmentError),
+        (status = 400, description = "a malformed multipart body, a form without a file part, an empty file, or a malformed Idempotency-Key", body = ErrorBody),
+        (status = 409, description = "the Idempotency-Key was used for different content", body = ErrorBody),
+        (status = 413, description = "larger than ATTACHMENT_MAX_BYTES (25 MB by default)", body = ErrorBody),
+        (status = 415, description = "the content (sniffed, whatever its name or declared type) is not an accepted type: images, PDF, audio, video", body = ErrorBody),
         crate::http::openapi::Unauthenticated,
     )
 )]
@@ -227,9 +220,9 @@ fn multipart_refusal(e: axum::extract::multipart::MultipartError, max: u64) -> A
         (status = 200, description = "the file, with its sniffed Content-Type, `Content-Disposition: attachment`, an ETag and `X-Content-Type-Options: nosniff`", content_type = "application/octet-stream", body = RawFile),
         (status = 206, description = "the range asked for, with Content-Range", content_type = "application/octet-stream", body = RawFile),
         (status = 304, description = "the If-None-Match ETag is current"),
-        (status = 400, description = "the id is not a positive integer", body = AttachmentError),
-        (status = 404, description = "no such attachment, or the caller neither uploaded it nor is a member of a conversation where a message carries it", body = AttachmentError),
-        (status = 416, description = "the range starts past the end", body = AttachmentError),
+        (status = 400, description = "the id is not a positive integer", body = ErrorBody),
+        (status = 404, description = "no such attachment, or the caller neither uploaded it nor is a member of a conversation where a message carries it", body = ErrorBody),
+        (status = 416, description = "the range starts past the end", body = ErrorBody),
         crate::http::openapi::Unauthenticated,
     )
 )]

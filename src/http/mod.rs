@@ -47,9 +47,9 @@ pub fn router() -> Router<AppState> {
             patch(message_changes::edit).delete(message_changes::delete),
         )
         .route("/api/messages/{id}/reaction", put(message_changes::react))
-        // The upload enforces ATTACHMENT_MAX_BYTES itself, as it streams.
         .route(
             "/api/attachments",
+            // The upload enforces ATTACHMENT_MAX_BYTES itself, as it streams.
             post(attachments::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/attachments/{id}", get(attachments::download))

@@ -32,7 +32,7 @@ pub const BEARER: &str = "bearer";
     info(
         title = "realtime-chat REST API",
         description = "The REST half of realtime-chat; messages themselves travel over Socket.IO \
-                       (see docs/PROTOCOL.md and docs/asyncapi.yaml). Every error is `{ \"error\": \"…\" }`.",
+                       (see docs/PROTOCOL.md and docs/asyncapi.yaml). Every error is `{ \"error\": \"…\" }` (the attachment endpoints add a `code`).",
     ),
     paths(
         health::health,
@@ -85,6 +85,10 @@ pub struct ApiDoc;
 pub struct ErrorBody {
     /// A human-readable reason; never SQL text or internal detail.
     pub error: String,
+    /// A machine-readable code (`DomainError::code()`, as sockets get it), given by the
+    /// attachment endpoints: e.g. `attachment_too_large`, `unsupported_attachment_type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 // The error answers several operations share, named once for the annotations.
