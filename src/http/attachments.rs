@@ -118,7 +118,7 @@ pub type Answer = Result<Response, Refusal>;
     path = "/api/attachments",
     tag = "attachments",
     params(
-        ("name" = Option<String>, Query, description = "the file name, for a raw body (a multipart part's filename wins); without one the name is `attachment.<type>`", max_length = 1024),
+        ("name" = Option<String>, Query, description = "the file name, for a raw body (a multipart part's filename wins); without one the name is `attachment.<type>`. Only its last path segment is kept, control characters become `_`, at most 255 bytes"),
         ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first upload (200); the same key with other content is 409", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(
@@ -217,8 +217,43 @@ fn multipart_refusal(e: axum::extract::multipart::MultipartError, max: u64) -> A
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the file, with its sniffed Content-Type, `Content-Disposition: attachment`, an ETag and `X-Content-Type-Options: nosniff`", content_type = "application/octet-stream", body = RawFile),
-        (status = 206, description = "the range asked for, with Content-Range", content_type = "application/octet-stream", body = RawFile),
+        // One entry per accepted type (rules::ALLOWED_TYPES; a unit test keeps them equal).
+        (status = 200, description = "the file, with its sniffed Content-Type, `Content-Disposition: attachment`, an ETag and `X-Content-Type-Options: nosniff`", content(
+            (RawFile = "image/png"),
+            (RawFile = "image/jpeg"),
+            (RawFile = "image/gif"),
+            (RawFile = "image/webp"),
+            (RawFile = "image/avif"),
+            (RawFile = "image/heif"),
+            (RawFile = "application/pdf"),
+            (RawFile = "audio/mpeg"),
+            (RawFile = "audio/ogg"),
+            (RawFile = "audio/x-wav"),
+            (RawFile = "audio/x-flac"),
+            (RawFile = "audio/m4a"),
+            (RawFile = "audio/aac"),
+            (RawFile = "video/mp4"),
+            (RawFile = "video/webm"),
+            (RawFile = "video/quicktime"),
+        )),
+        (status = 206, description = "the range asked for, with Content-Range", content(
+            (RawFile = "image/png"),
+            (RawFile = "image/jpeg"),
+            (RawFile = "image/gif"),
+            (RawFile = "image/webp"),
+            (RawFile = "image/avif"),
+            (RawFile = "image/heif"),
+            (RawFile = "application/pdf"),
+            (RawFile = "audio/mpeg"),
+            (RawFile = "audio/ogg"),
+            (RawFile = "audio/x-wav"),
+            (RawFile = "audio/x-flac"),
+            (RawFile = "audio/m4a"),
+            (RawFile = "audio/aac"),
+            (RawFile = "video/mp4"),
+            (RawFile = "video/webm"),
+            (RawFile = "video/quicktime"),
+        )),
         (status = 304, description = "the If-None-Match ETag is current"),
         (status = 400, description = "the id is not a positive integer", body = ErrorBody),
         (status = 404, description = "no such attachment, or the caller neither uploaded it nor is a member of a conversation where a message carries it", body = ErrorBody),
@@ -291,6 +326,20 @@ fn disposition(name: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_download_documents_every_accepted_type() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::http::openapi::ApiDoc::openapi()).unwrap();
+        for status in ["200", "206"] {
+            let content = &doc["paths"]["/api/attachments/{id}"]["get"]["responses"][status]["content"];
+            let mut documented: Vec<&str> = content.as_object().unwrap().keys().map(String::as_str).collect();
+            let mut allowed = crate::domain::attachments::rules::ALLOWED_TYPES.to_vec();
+            documented.sort_unstable();
+            allowed.sort_unstable();
+            assert_eq!(documented, allowed, "{status}");
+        }
+    }
 
     #[test]
     fn the_disposition_names_the_file_in_ascii_and_exactly() {

@@ -16,6 +16,7 @@ import path from "node:path";
 import { startServer } from "../lib/harness.js";
 import { connect, closeAll } from "../lib/client.js";
 import { history, eventually } from "../lib/api.js";
+import { ensureMoto, startMoto } from "../lib/moto.js";
 
 const MAX_BYTES = 300_000;
 let server;
@@ -399,5 +400,76 @@ describe("orphan sweep", () => {
     assert.equal(await get(carol, bobsCopy.id), 200, "the sent attachment still downloads");
     assert.equal(await get(bob, bobsCopy.id), 200);
     await closeAll(bobSocket);
+  });
+});
+
+describe("S3 storage (moto's S3-compatible server)", () => {
+  const BUCKET = "chat-attachments";
+  let moto;
+  let s3server;
+  let skip = null;
+  before(async () => {
+    skip = ensureMoto();
+    if (skip) return;
+    moto = await startMoto();
+    await moto.createBucket(BUCKET);
+    s3server = await startServer({
+      env: {
+        ATTACHMENTS_S3_BUCKET: BUCKET,
+        ATTACHMENTS_S3_ENDPOINT: moto.url,
+        ATTACHMENTS_S3_REGION: "us-east-1",
+        ATTACHMENTS_S3_ACCESS_KEY_ID: "testing",
+        ATTACHMENTS_S3_SECRET_ACCESS_KEY: "testing",
+        ATTACHMENTS_S3_ALLOW_HTTP: "true",
+        ATTACHMENT_MAX_BYTES: String(MAX_BYTES),
+        ATTACHMENT_ORPHAN_TTL_SECS: "3",
+        ATTACHMENT_SWEEP_INTERVAL_MS: "200",
+      },
+    });
+  });
+  after(async () => {
+    await s3server?.stop();
+    await moto?.stop();
+  });
+
+  test("uploads land in the bucket once per content; members download with ranges; refusals leave nothing; orphans go", async (t) => {
+    if (skip) return t.skip(skip);
+    const [alice, bob] = await s3server.registerMany("alice", "bob");
+    const put = async (user, bytes, name, contentType = "application/octet-stream") =>
+      s3server.http("POST", `/api/attachments?name=${name}`, { token: user.token, body: bytes, headers: { "content-type": contentType } });
+    const get = (user, id, headers = {}) =>
+      fetch(`${s3server.url}/api/attachments/${id}`, { headers: { authorization: `Bearer ${user.token}`, ...headers } });
+
+    const image = png(8, 4, 50_000);
+    const first = await put(alice, image, "a.png");
+    assert.equal(first.status, 201, first.text);
+    assert.deepEqual([first.body.mime_type, first.body.width, first.body.height], ["image/png", 8, 4]);
+    const second = await put(bob, image, "b.png");
+    assert.equal(second.status, 201, second.text);
+    assert.deepEqual(await moto.keys(BUCKET, "blobs/"), [`blobs/${sha256(image)}`], "one object for one content");
+
+    refused(await put(alice, HTML, "x.png", "image/png"), 415, "unsupported_attachment_type");
+    refused(await put(alice, pdf(MAX_BYTES), "big.pdf"), 413, "attachment_too_large");
+    assert.deepEqual(await moto.keys(BUCKET, "incoming/"), [], "no staged upload is left behind");
+
+    const aliceSocket = await connect(s3server, alice);
+    await say(aliceSocket, { to_user_id: bob.id, attachment_id: first.body.id });
+    const whole = await get(bob, first.body.id);
+    assert.equal(whole.status, 200);
+    assert.ok(Buffer.from(await whole.arrayBuffer()).equals(image));
+    const part = await get(bob, first.body.id, { range: "bytes=100-199" });
+    assert.equal(part.status, 206);
+    assert.ok(Buffer.from(await part.arrayBuffer()).equals(image.subarray(100, 200)));
+
+    const lonely = pdf();
+    const orphan = await put(alice, lonely, "orphan.pdf");
+    assert.equal(orphan.status, 201, orphan.text);
+    await eventually(async () => (await get(alice, orphan.body.id)).status === 404, { timeoutMs: 15_000, what: "the orphan is swept" });
+    await eventually(async () => (await get(bob, second.body.id)).status === 404, { timeoutMs: 15_000, what: "bob's unsent copy is swept" });
+    const blobs = await moto.keys(BUCKET, "blobs/");
+    assert.ok(!blobs.includes(`blobs/${sha256(lonely)}`), "the orphan's object is deleted");
+    assert.ok(blobs.includes(`blobs/${sha256(image)}`), "the sent content stays");
+    assert.equal((await get(bob, first.body.id)).status, 200);
+    await closeAll(aliceSocket);
   });
 });
