@@ -1,6 +1,7 @@
-//! `POST /api/attachments` (upload) and `GET /api/attachments/{id}` (download). The
-//! rules (types, size, who may read) live in `domain::attachments`; this module speaks
-//! HTTP: multipart or raw bodies, ranges, caching and download headers.
+//! `POST /api/attachments` (upload), `GET /api/attachments/{id}` (download) and
+//! `GET /api/attachments/{id}/thumbnail`. The rules (types, size, who may read) live in
+//! `domain::attachments`; this module speaks HTTP: multipart or raw bodies, ranges,
+//! caching and download headers.
 use axum::{
     Json,
     body::Body,
@@ -275,11 +276,7 @@ pub async fn download(
     common.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     common.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     common.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    let held = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if held {
+    if holds(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     let size = attachment.size as u64;
@@ -306,6 +303,56 @@ pub async fn download(
     let bytes = state.attachments.bytes(&attachment, part).await?;
     let body = Body::from_stream(bytes.map(|chunk| chunk.map_err(std::io::Error::other)));
     Ok((status, common, body).into_response())
+}
+
+/// `GET /api/attachments/{id}/thumbnail`
+#[utoipa::path(
+    get,
+    path = "/api/attachments/{id}/thumbnail",
+    tag = "attachments",
+    params(
+        ("id" = i64, Path, minimum = 1),
+        ("If-None-Match" = Option<String>, Header, description = "the ETag held: 304 if unchanged"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "a preview of a PNG, JPEG, GIF or WebP image, at most 256 pixels a side: JPEG, or PNG when the image has transparency; made once, then kept", content(
+            (RawFile = "image/jpeg"),
+            (RawFile = "image/png"),
+        )),
+        (status = 304, description = "the If-None-Match ETag is current"),
+        (status = 400, description = "the id is not a positive integer", body = ErrorBody),
+        (status = 404, description = "as for the download; also for an attachment of another type, or an image that does not decode", body = ErrorBody),
+        crate::http::openapi::Unauthenticated,
+    )
+)]
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let id = path_id(&id, "attachment")?;
+    let attachment = state.attachments.readable(me, id).await?;
+    let etag = format!("\"{}-thumbnail\"", attachment.sha256);
+    let mut common = HeaderMap::new();
+    common.insert(header::ETAG, header_value(&etag));
+    common.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    common.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    if holds(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    }
+    let (bytes, mime_type) = state.attachments.thumbnail(&attachment).await?;
+    common.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime_type));
+    Ok((StatusCode::OK, common, bytes).into_response())
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`).
+fn holds(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
 fn header_value(s: &str) -> HeaderValue {

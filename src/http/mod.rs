@@ -53,6 +53,7 @@ pub fn router() -> Router<AppState> {
             post(attachments::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/attachments/{id}", get(attachments::download))
+        .route("/api/attachments/{id}/thumbnail", get(attachments::thumbnail))
         .route("/api/presence", get(presence::presence))
         .route("/api/blocks", get(blocks::list).post(blocks::block))
         .route("/api/blocks/{user_id}", delete(blocks::unblock))

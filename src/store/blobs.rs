@@ -72,12 +72,58 @@ impl Blobs {
         }
     }
 
-    /// Removes the object of a content no attachment needs any more.
+    /// Removes the object of a content no attachment needs any more, and its thumbnail.
     pub async fn remove(&self, sha256: &str) -> anyhow::Result<()> {
-        match self.store.delete(&blob_key(sha256)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        for key in [thumbnail_key(sha256), blob_key(sha256)] {
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes staged uploads older than `cutoff`: those of a node that stopped between
+    /// storing an upload and recording it. Returns how many went.
+    pub async fn purge_incoming(&self, cutoff: chrono::DateTime<chrono::Utc>) -> anyhow::Result<usize> {
+        let stale: Vec<Path> = self
+            .store
+            .list(Some(&Path::from("incoming")))
+            .filter_map(|meta| async move {
+                meta.ok()
+                    .filter(|m| m.last_modified < cutoff)
+                    .map(|m| m.location)
+            })
+            .collect()
+            .await;
+        for key in &stale {
+            match self.store.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(stale.len())
+    }
+
+    /// A content's bytes, whole (bounded by the upload limit).
+    pub async fn read_all(&self, sha256: &str) -> anyhow::Result<Bytes> {
+        Ok(self.store.get(&blob_key(sha256)).await?.bytes().await?)
+    }
+
+    /// The cached thumbnail of a content, if made already.
+    pub async fn thumbnail(&self, sha256: &str) -> anyhow::Result<Option<Bytes>> {
+        match self.store.get(&thumbnail_key(sha256)).await {
+            Ok(got) => Ok(Some(got.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Caches a content's thumbnail (equal contents make equal thumbnails, so a race
+    /// between two makers writes the same bytes twice).
+    pub async fn keep_thumbnail(&self, sha256: &str, bytes: Bytes) -> anyhow::Result<()> {
+        self.store.put(&thumbnail_key(sha256), bytes.into()).await?;
+        Ok(())
     }
 
     /// Reads a content's bytes, all of them or `range`.
@@ -124,6 +170,10 @@ impl Incoming {
 
 fn blob_key(sha256: &str) -> Path {
     Path::from(format!("blobs/{sha256}"))
+}
+
+fn thumbnail_key(sha256: &str) -> Path {
+    Path::from(format!("thumbnails/{sha256}"))
 }
 
 fn s3_store(s3: &S3Settings) -> anyhow::Result<object_store::aws::AmazonS3> {

@@ -9,6 +9,7 @@
 pub mod intake;
 pub mod rules;
 mod sweep;
+pub mod thumbnail;
 
 use std::{ops::Range, time::Duration};
 
@@ -103,6 +104,34 @@ impl Attachments {
     /// The bytes of a readable attachment, all or a range (already checked against its size).
     pub async fn bytes(&self, attachment: &Attachment, range: Option<Range<u64>>) -> DomainResult<ByteStream> {
         Ok(self.blobs.read(&attachment.sha256, range).await?)
+    }
+
+    /// A small preview of an image attachment (made once per content, then cached in
+    /// storage); `AttachmentNotFound` for types that have none.
+    pub async fn thumbnail(&self, attachment: &Attachment) -> DomainResult<(bytes::Bytes, &'static str)> {
+        if !thumbnail::THUMBNAILED_TYPES.contains(&attachment.mime_type.as_str()) {
+            return Err(DomainError::AttachmentNotFound);
+        }
+        if let Some(cached) = self.blobs.thumbnail(&attachment.sha256).await? {
+            // Made by this code: JPEG, or PNG for transparency.
+            let mime = infer::get(&cached).map_or("image/jpeg", |k| k.mime_type());
+            return Ok((cached, mime));
+        }
+        let original = self.blobs.read_all(&attachment.sha256).await?;
+        let made = tokio::task::spawn_blocking(move || thumbnail::make(&original))
+            .await
+            .map_err(anyhow::Error::from)?;
+        let made = match made {
+            Ok(made) => made,
+            // Its header passed the sniffing, but the image itself does not decode.
+            Err(e) => {
+                tracing::debug!(error = %e, id = attachment.id, "no thumbnail for an undecodable image");
+                return Err(DomainError::AttachmentNotFound);
+            }
+        };
+        let bytes = bytes::Bytes::from(made.bytes);
+        self.blobs.keep_thumbnail(&attachment.sha256, bytes.clone()).await?;
+        Ok((bytes, made.mime_type))
     }
 
     /// Starts this node's sweep of uploads no message carried within `ttl`.

@@ -31,5 +31,11 @@ async fn sweep(db: &DatabaseConnection, blobs: &Blobs, ttl: Duration) -> anyhow:
     for (sha256, ids) in store::attachments::orphans(db, cutoff, ROUND).await? {
         removed += store::attachments::remove_orphans(db, blobs, &sha256, &ids).await?;
     }
+    // An upload is recorded within moments of being staged; one staged for longer than
+    // the TTL belongs to a node that stopped in between.
+    let stale = blobs.purge_incoming(cutoff).await?;
+    if stale > 0 {
+        tracing::info!(stale, "removed staged uploads that were never recorded");
+    }
     Ok(removed)
 }

@@ -10,6 +10,7 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { crc32, deflateSync } from "node:zlib";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -37,6 +38,42 @@ function png(width = 640, height = 480, extra = 2_000) {
   header.writeUInt32BE(width, 16);
   header.writeUInt32BE(height, 20);
   return Buffer.concat([header, Buffer.from([8, 2, 0, 0, 0, 0, 0, 0, 0]), randomBytes(extra)]);
+}
+
+/** A real, decodable PNG: `width` × `height`, RGB or RGBA, stripes (small to store) and
+ * a random first row (unique content). */
+function realPng(width, height, { alpha = false } = {}) {
+  const channels = alpha ? 4 : 3;
+  const rows = [Buffer.from([0]), randomBytes(width * channels)];
+  for (let y = 1; y < height; y++) rows.push(Buffer.from([0]), Buffer.alloc(width * channels, (y * 7) & 255));
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([Buffer.from(type), data])));
+    return Buffer.concat([length, Buffer.from(type), data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, alpha ? 6 : 2, 0, 0, 0], 8);
+  return Buffer.concat([
+    Buffer.from("\x89PNG\r\n\x1a\n", "latin1"),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(Buffer.concat(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+/** A JPEG's or PNG's width and height, read from its header. */
+function dimensions(bytes) {
+  if (bytes[0] === 0x89) return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+  for (let i = 2; i < bytes.length; ) {
+    const marker = bytes[i + 1];
+    if (marker >= 0xc0 && marker <= 0xc2) return [bytes.readUInt16BE(i + 7), bytes.readUInt16BE(i + 5)];
+    i += 2 + bytes.readUInt16BE(i + 2);
+  }
+  throw new Error("no frame header");
 }
 
 /** A PDF's signature and `extra` random bytes. */
@@ -351,6 +388,38 @@ describe("messages with attachments", () => {
     const left = await server.http("POST", `/api/groups/${group.conversation_id}/leave`, { token: bob.token });
     assert.equal(left.status, 200, left.text);
     assert.equal((await download(bob, file.id)).status, 404);
+    await closeAll(aliceSocket);
+  });
+});
+
+describe("thumbnails", () => {
+  test("an image's preview: at most 256 pixels a side, JPEG or PNG for transparency, kept once made; members only", async () => {
+    const [alice, bob, carol] = await server.registerMany("alice", "bob", "carol");
+    const aliceSocket = await connect(server, alice);
+    const photo = await uploaded(alice, realPng(600, 300), "photo.png");
+    const icon = await uploaded(alice, realPng(40, 30, { alpha: true }), "icon.png");
+    const paper = await uploaded(alice, pdf(), "paper.pdf");
+    for (const file of [photo, icon, paper]) await say(aliceSocket, { to_user_id: bob.id, attachment_id: file.id });
+    const thumbnail = (user, id, headers = {}) =>
+      fetch(`${server.url}/api/attachments/${id}/thumbnail`, { headers: { authorization: `Bearer ${user.token}`, ...headers } });
+
+    const small = await thumbnail(bob, photo.id);
+    assert.equal(small.status, 200);
+    assert.equal(small.headers.get("content-type"), "image/jpeg");
+    assert.equal(small.headers.get("x-content-type-options"), "nosniff");
+    const smallBytes = Buffer.from(await small.arrayBuffer());
+    assert.deepEqual(dimensions(smallBytes), [256, 128], "the long side is 256, the aspect kept");
+    assert.ok((await readdir(path.join(storage, "thumbnails"))).includes(photo.sha256), "kept in storage");
+    const again = await thumbnail(alice, photo.id);
+    assert.ok(Buffer.from(await again.arrayBuffer()).equals(smallBytes), "the kept one is served again");
+    assert.equal((await thumbnail(bob, photo.id, { "if-none-match": small.headers.get("etag") })).status, 304);
+
+    const transparent = await thumbnail(bob, icon.id);
+    assert.equal(transparent.headers.get("content-type"), "image/png");
+    assert.deepEqual(dimensions(Buffer.from(await transparent.arrayBuffer())), [40, 30], "a small image keeps its size");
+
+    assert.equal((await thumbnail(bob, paper.id)).status, 404, "a PDF has none");
+    assert.equal((await thumbnail(carol, photo.id)).status, 404, "not for a stranger");
     await closeAll(aliceSocket);
   });
 });
