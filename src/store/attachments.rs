@@ -163,9 +163,9 @@ async fn lock_blob(txn: &DatabaseTransaction, sha256: &str, size: i64, now: Date
     if inserted {
         return Ok(false);
     }
-    // The row existed: lock it. Should the sweep have removed it meanwhile, its insert
-    // above would have waited for that; `stored` is then wrongly true only if the
-    // update finds nothing, which is checked.
+    // The row exists: lock it. If a sweep holding it deletes it before we get the lock,
+    // the update finds nothing: the object is gone too, so the row is made again and
+    // the upload stores the object.
     let locked = txn
         .execute_raw(stmt(
             txn,
@@ -333,12 +333,4 @@ pub async fn remove_orphans(
     }
     txn.commit().await?;
     Ok(removed)
-}
-
-/// How many contents are stored (tests and operators: equal uploads share one).
-pub async fn blob_count<C: ConnectionTrait>(db: &C) -> anyhow::Result<i64> {
-    Ok(Count::find_by_statement(stmt(db, "SELECT COUNT(*) AS n FROM attachment_blobs", []))
-        .one(db)
-        .await?
-        .map_or(0, |c| c.n))
 }

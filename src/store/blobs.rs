@@ -135,15 +135,6 @@ impl Blobs {
         let got = self.store.get_opts(&blob_key(sha256), options).await?;
         Ok(got.into_stream().map(|r| r.map_err(anyhow::Error::from)).boxed())
     }
-
-    /// Whether the content's object exists (health of the storage, tests).
-    pub async fn exists(&self, sha256: &str) -> anyhow::Result<bool> {
-        match self.store.head(&blob_key(sha256)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 impl Incoming {

@@ -138,9 +138,4 @@ impl Attachments {
     pub fn spawn_sweeper(&self, ttl: Duration, every: Duration) {
         tokio::spawn(sweep::run(self.db.clone(), self.blobs.clone(), ttl, every));
     }
-
-    /// How many distinct contents are stored.
-    pub async fn stored_contents(&self) -> DomainResult<i64> {
-        Ok(store::attachments::blob_count(&self.db).await?)
-    }
 }
