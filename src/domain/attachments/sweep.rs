@@ -10,6 +10,9 @@ use crate::store::{self, blobs::Blobs};
 /// Attachments examined per round.
 const ROUND: u64 = 500;
 
+/// How long a staged upload may wait to be recorded before it counts as abandoned.
+const STAGED_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 pub async fn run(db: DatabaseConnection, blobs: Blobs, ttl: Duration, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -31,9 +34,9 @@ async fn sweep(db: &DatabaseConnection, blobs: &Blobs, ttl: Duration) -> anyhow:
     for (sha256, ids) in store::attachments::orphans(db, cutoff, ROUND).await? {
         removed += store::attachments::remove_orphans(db, blobs, &sha256, &ids).await?;
     }
-    // An upload is recorded within moments of being staged; one staged for longer than
-    // the TTL belongs to a node that stopped in between.
-    let stale = blobs.purge_incoming(cutoff).await?;
+    // An upload is recorded within moments of being staged (its object appears only once
+    // complete); one staged an hour ago belongs to a node that stopped in between.
+    let stale = blobs.purge_incoming(store::now() - STAGED_GRACE).await?;
     if stale > 0 {
         tracing::info!(stale, "removed staged uploads that were never recorded");
     }

@@ -184,10 +184,7 @@ impl Writer {
             let (message, fresh) = match result {
                 Ok(stored) => stored,
                 Err(e) => {
-                    tracing::error!(error = ?e, sender = ready.req.sender_id, "storing a message failed");
-                    let _ = ready
-                        .reply
-                        .send(Err(DomainError::Internal(anyhow::anyhow!("message not stored"))));
+                    let _ = ready.reply.send(Err(self.why_not_stored(&ready.req, e).await));
                     continue;
                 }
             };
@@ -209,6 +206,21 @@ impl Writer {
         for (reply, message) in replies {
             let _ = reply.send(Ok(message));
         }
+    }
+
+    /// What to tell the sender of a message the database refused. Its attachment may
+    /// have been swept between the check and the insert (the foreign key refuses it):
+    /// that is the sender's `attachment_not_found`, not a server fault.
+    async fn why_not_stored(&self, req: &SendRequest, e: anyhow::Error) -> DomainError {
+        if let Some(id) = req.attachment_id {
+            if let Ok(found) = store::attachments::with_uploaders(&self.db, &[id]).await {
+                if found.is_empty() {
+                    return DomainError::AttachmentNotFound;
+                }
+            }
+        }
+        tracing::error!(error = ?e, sender = req.sender_id, "storing a message failed");
+        DomainError::Internal(anyhow::anyhow!("message not stored"))
     }
 
     /// Finds each send's conversation, creating first direct conversations, and answers

@@ -14,7 +14,7 @@ import { crc32, deflateSync } from "node:zlib";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startServer } from "../lib/harness.js";
+import { backend, startCluster, startServer } from "../lib/harness.js";
 import { connect, closeAll } from "../lib/client.js";
 import { history, eventually } from "../lib/api.js";
 import { ensureMoto, startMoto } from "../lib/moto.js";
@@ -469,6 +469,67 @@ describe("orphan sweep", () => {
     assert.equal(await get(carol, bobsCopy.id), 200, "the sent attachment still downloads");
     assert.equal(await get(bob, bobsCopy.id), 200);
     await closeAll(bobSocket);
+  });
+});
+
+describe("two nodes sweeping one storage", () => {
+  // On PostgreSQL two server processes share the database and the folder, both sweeping
+  // every 20 ms with a TTL of 0 (an unsent upload goes at once); on SQLite the same
+  // runs through one node. Round after round, alice's unsent upload of one content is
+  // swept while bob uploads that same content on the other node and sends it: a send
+  // either loses the race (attachment_not_found: swept before it was sent) or its
+  // attachment downloads from every node, its object intact.
+  test("a content swept on one node while uploaded and sent on another: every sent attachment downloads", async (t) => {
+    const shared = await mkdtemp(path.join(tmpdir(), "rc-attachments-nodes-"));
+    const env = { ATTACHMENTS_DIR: shared, ATTACHMENT_ORPHAN_TTL_SECS: "0", ATTACHMENT_SWEEP_INTERVAL_MS: "20", RATE_SENDS_PER_SEC: "0" };
+    const nodes = backend === "postgres" ? await startCluster(2, { env }) : [await startServer({ env })];
+    const [a, b = a] = nodes;
+    try {
+      const [alice, carol] = await a.registerMany("alice", "carol");
+      const bob = await b.register("bob");
+      const bobSocket = await connect(b, bob);
+      const put = async (node, user, bytes, name) => {
+        const res = await node.http("POST", `/api/attachments?name=${name}`, {
+          token: user.token,
+          body: bytes,
+          headers: { "content-type": "application/octet-stream" },
+        });
+        assert.equal(res.status, 201, res.text);
+        return res.body;
+      };
+      const get = (node, user, id) =>
+        fetch(`${node.url}/api/attachments/${id}`, { headers: { authorization: `Bearer ${user.token}` } });
+      const content = png(16, 16, 20_000);
+      const sent = [];
+      const orphans = [];
+      for (let round = 0; round < 30; round++) {
+        const [orphan, copy] = await Promise.all([
+          put(a, alice, content, `orphan-${round}.png`),
+          put(b, bob, content, `sent-${round}.png`),
+        ]);
+        orphans.push(orphan);
+        const ack = await bobSocket.request("send_message", { to_user_id: carol.id, attachment_id: copy.id });
+        if (ack?.status === "sent") sent.push(copy);
+        else assert.equal(ack?.error?.code, "attachment_not_found", JSON.stringify(ack));
+      }
+      assert.ok(sent.length > 0, "some sends beat the sweep");
+      t.diagnostic(`${sent.length} of 30 sends beat the sweep`);
+      for (const copy of sent) {
+        for (const node of nodes) {
+          const res = await get(node, carol, copy.id);
+          assert.equal(res.status, 200, `sent attachment ${copy.id}`);
+          assert.ok(Buffer.from(await res.arrayBuffer()).equals(content));
+        }
+      }
+      for (const orphan of orphans) {
+        await eventually(async () => (await get(a, alice, orphan.id)).status === 404, { what: `orphan ${orphan.id} is swept` });
+      }
+      assert.deepEqual(await readdir(path.join(shared, "blobs")), [sha256(content)], "the sent content's object stays");
+      await closeAll(bobSocket);
+    } finally {
+      await Promise.all(nodes.map((node) => node.stop()));
+      await rm(shared, { recursive: true, force: true });
+    }
   });
 });
 
