@@ -10,6 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures_util::{StreamExt, TryStreamExt};
+use http_body_util::Limited;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde_json::json;
@@ -166,6 +167,8 @@ pub async fn upload(
     }
     let named = params.text("name").and_then(AttachmentName::tidy);
     let uploaded = if multipart {
+        // The file part is limited as it streams; the whole form (other parts too) here.
+        let request = request.map(|body| Body::new(Limited::new(body, (max + MULTIPART_OVERHEAD) as usize)));
         let mut form = Multipart::from_request(request, &state)
             .await
             .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text())))?;

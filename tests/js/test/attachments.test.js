@@ -197,6 +197,28 @@ describe("upload", () => {
       duplex: "half",
     });
     refused({ status: res.status, body: await res.json() }, 413, "attachment_too_large");
+    // A form whose other parts run past the limit (no Content-Length) is refused too.
+    const boundary = "----bound";
+    const form = [
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\n`),
+      Buffer.alloc(MAX_BYTES + 100_000, "a"),
+      Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n`),
+      pdf(),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ];
+    const padded = await fetch(`${server.url}/api/attachments`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice.token}`, "content-type": `multipart/form-data; boundary=${boundary}` },
+      body: new ReadableStream({
+        pull(controller) {
+          const next = form.shift();
+          if (next) controller.enqueue(next);
+          else controller.close();
+        },
+      }),
+      duplex: "half",
+    });
+    refused({ status: padded.status, body: await padded.json() }, 413, "attachment_too_large");
     // Exactly the limit is accepted.
     const res2 = await uploadRaw(alice, pdf(MAX_BYTES - 9), { name: "exact.pdf" });
     assert.equal(res2.status, 201, res2.text);
