@@ -2,7 +2,8 @@
 // limited in size, stored once per content; messages that carry them (new_message,
 // history, sync, changes); downloads for the uploader and the members of a
 // conversation where a message carries one, with ranges; idempotent uploads and
-// sends; the sweep of uploads no message carried; a deleted message letting its go.
+// sends; the sweep of uploads no message carried (also with two nodes racing it); a
+// deleted message letting its go; thumbnails; and the same on S3 (moto's server).
 //
 // "Nothing arrives" is always checked after something that must arrive later: a
 // refused send is followed by an accepted one, whose message must be the next one.
@@ -228,14 +229,13 @@ describe("upload", () => {
   test("disguised: HTML or an ELF binary named .png and declared image/png is refused 415", async () => {
     const alice = await server.register("alice");
     const before = (await storedBlobs()).length;
-    for (const [bytes, what] of [[HTML, "HTML"], [ELF, "ELF"]]) {
+    for (const bytes of [HTML, ELF]) {
       refused(await uploadForm(alice, bytes, "cat.png", { type: "image/png" }), 415, "unsupported_attachment_type");
       refused(
         await uploadRaw(alice, bytes, { name: "cat.png", contentType: "image/png" }),
         415,
         "unsupported_attachment_type",
       );
-      assert.ok(what);
     }
     refused(await uploadRaw(alice, Buffer.alloc(0), { name: "empty.png" }), 400, "invalid_payload");
     assert.equal((await storedBlobs()).length, before, "nothing refused was stored");
