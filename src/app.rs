@@ -18,6 +18,7 @@ use crate::{
     cluster::{Adapter, Cluster},
     config::{Config, CorsOrigins},
     domain::{
+        attachments::Attachments,
         groups::Groups,
         hashing::Hasher,
         limits::{Connections, Limits, Sockets, UserRate},
@@ -32,7 +33,7 @@ use crate::{
     },
     monitoring, socket,
     state::AppState,
-    store,
+    store::{self, blobs::Blobs},
 };
 
 /// Largest REST request body.
@@ -147,7 +148,14 @@ pub async fn build(
                 .upkeep(config.presence_node_ttl, presence.clone(), messaging.clone()),
         );
     }
+    let attachments = Attachments::new(
+        db.clone(),
+        Blobs::open(&config.attachments.storage).context("attachment storage")?,
+        config.attachments.max_bytes,
+    );
+    attachments.spawn_sweeper(config.attachments.orphan_ttl, config.attachments.sweep_interval);
     let state = AppState {
+        attachments,
         cluster: cluster.clone(),
         groups,
         hasher: Hasher::new(config.hash_concurrency, config.hash_queue),

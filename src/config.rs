@@ -1,8 +1,12 @@
 //! Environment → typed, validated configuration. Read once at start-up.
+mod attachments;
+
 use std::{env, net::SocketAddr, path::PathBuf, time::Duration};
 
 use rand::RngCore;
 use thiserror::Error;
+
+pub use attachments::{AttachmentStorage, AttachmentsConfig, S3Settings};
 
 /// Default database: an SQLite file in the working directory, created on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://realtime-chat.db?mode=rwc";
@@ -94,6 +98,8 @@ pub struct Config {
     /// How log lines are written (the subscriber is set up before this is read; see
     /// [`LogFormat::from_env`]).
     pub log_format: LogFormat,
+    /// Uploads: storage, size limit, orphan sweep (`ATTACHMENT*`).
+    pub attachments: AttachmentsConfig,
 }
 
 /// How log lines are written to stderr.
@@ -197,6 +203,7 @@ impl Config {
             })?),
         };
         let log_format = LogFormat::from_env()?;
+        let attachments = AttachmentsConfig::from_env(&database_url)?;
         // Last, once everything else is valid: with SQLite this may create the secret file.
         let jwt_secret = match var("JWT_SECRET") {
             Some(s) if s.len() >= MIN_SECRET_BYTES => s.into_bytes(),
@@ -257,6 +264,7 @@ impl Config {
             hash_queue,
             metrics_addr,
             log_format,
+            attachments,
             catch_up_limit,
             group_max_members,
             presence_grace: millis("PRESENCE_GRACE_MS", 5_000)?,

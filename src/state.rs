@@ -9,8 +9,8 @@ use crate::{
     cluster::Cluster,
     config::Config,
     domain::{
-        groups::Groups, hashing::Hasher, limits::Limits, messaging::Messaging, presence::Presence,
-        sessions::Sessions, typing::Typing,
+        attachments::Attachments, groups::Groups, hashing::Hasher, limits::Limits, messaging::Messaging,
+        presence::Presence, sessions::Sessions, typing::Typing,
     },
 };
 
@@ -29,4 +29,5 @@ pub struct AppState {
     pub groups: Groups,
     pub hasher: Hasher,
     pub limits: Limits,
+    pub attachments: Attachments,
 }

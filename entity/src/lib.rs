@@ -1,4 +1,5 @@
 //! SeaORM entities: one module per table.
+pub mod attachments;
 pub mod conversation_members;
 pub mod conversations;
 pub mod message_reactions;

@@ -29,6 +29,8 @@ pub struct Model {
     pub envelopes: Option<String>,
     /// The key-directory device an encrypted message was sent from.
     pub sender_device_id: Option<i64>,
+    /// The attachment this message carries (None once deleted).
+    pub attachment_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

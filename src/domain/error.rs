@@ -58,6 +58,18 @@ pub enum DomainError {
     /// say the same thing to everyone): delete and send again.
     #[error("an encrypted message cannot be edited: delete it and send a new one")]
     EncryptedEdit,
+    /// An upload past `ATTACHMENT_MAX_BYTES`.
+    #[error("the attachment exceeds {0} bytes")]
+    AttachmentTooLarge(u64),
+    /// An upload whose content (sniffed, not named) is not an accepted type.
+    #[error("{0}")]
+    UnsupportedAttachmentType(String),
+    /// The attachment is missing or not the caller's to see or send: deliberately one error.
+    #[error("attachment not found")]
+    AttachmentNotFound,
+    /// An `Idempotency-Key` reused for different content.
+    #[error("this Idempotency-Key was used for a different upload")]
+    IdempotencyKeyReused,
     /// A block stands between sender and recipient (either way).
     #[error("messages between you and this user are blocked")]
     Blocked,
@@ -119,6 +131,10 @@ impl DomainError {
             DomainError::EditWindowExpired => "edit_window_expired",
             DomainError::NotMember => "not_member",
             DomainError::MessageDeleted => "message_deleted",
+            DomainError::AttachmentTooLarge(_) => "attachment_too_large",
+            DomainError::UnsupportedAttachmentType(_) => "unsupported_attachment_type",
+            DomainError::AttachmentNotFound => "attachment_not_found",
+            DomainError::IdempotencyKeyReused => "idempotency_key_reused",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Blocked => "blocked",
             DomainError::DeviceNotFound => "device_not_found",

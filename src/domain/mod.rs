@@ -1,5 +1,6 @@
 //! Rules of the chat, free of any transport: REST and Socket.IO both call into here.
 pub mod accounts;
+pub mod attachments;
 pub mod contacts;
 pub mod conversations;
 pub mod e2e;

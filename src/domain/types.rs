@@ -105,6 +105,14 @@ impl Content {
         }
     }
 
+    /// The text beside an attachment: may be blank (stored empty then), else as `parse`.
+    pub fn caption(raw: Option<String>, max_bytes: usize) -> Result<Self, DomainError> {
+        match raw {
+            Some(raw) if !raw.trim().is_empty() => Content::parse(raw, max_bytes),
+            _ => Ok(Content(String::new())),
+        }
+    }
+
     pub fn into_inner(self) -> String {
         self.0
     }

@@ -74,9 +74,13 @@ impl ApiError {
                 | DomainError::NotYourMessage(_)
                 | DomainError::EditWindowExpired
                 | DomainError::NotMember => StatusCode::FORBIDDEN,
-                DomainError::MessageDeleted | DomainError::TooManyPrekeys(_) | DomainError::EncryptedEdit => {
-                    StatusCode::CONFLICT
-                }
+                DomainError::MessageDeleted
+                | DomainError::TooManyPrekeys(_)
+                | DomainError::EncryptedEdit
+                | DomainError::IdempotencyKeyReused => StatusCode::CONFLICT,
+                DomainError::AttachmentTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                DomainError::UnsupportedAttachmentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                DomainError::AttachmentNotFound => StatusCode::NOT_FOUND,
                 DomainError::InvalidGroup(_) | DomainError::TooManyMembers(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }

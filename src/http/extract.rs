@@ -225,6 +225,14 @@ mod tests {
             serde_json::json!({ "a": [5, -164, 2], "b": { "c": 1000 }, "d": "5.0" })
         );
         assert_eq!(
+            serde_json::from_slice::<Value>(
+                &integral_floats_as_integers(br#"{"user_ids":[-1888570340324927.0]}"#).unwrap()
+            )
+            .unwrap(),
+            serde_json::json!({ "user_ids": [-1888570340324927_i64] }),
+            "a 16-digit whole float is read exactly"
+        );
+        assert_eq!(
             integral_floats_as_integers(br#"{"a":[5,6]}"#),
             None,
             "nothing to fix"

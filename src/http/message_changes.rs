@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
+    attachments::AttachmentInfo,
     error::{ApiError, ApiResult},
     extract::{AuthUser, JsonBody, QueryParams, path_id},
 };
@@ -282,6 +283,8 @@ pub struct ChangedItem {
     envelopes: Option<Box<serde_json::value::RawValue>>,
     /// The device an encrypted message was sent from (null otherwise).
     sender_device_id: Option<i64>,
+    /// The attachment it carries; null for none and for a deleted message.
+    attachment: Option<AttachmentInfo>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -337,6 +340,7 @@ pub async fn changes(
                 encrypted: m.encrypted,
                 envelopes: crate::socket::events::envelopes(m.envelopes.as_deref()),
                 sender_device_id: m.sender_device_id,
+                attachment: m.attachment().map(Into::into),
                 content: m.content,
             }
         })

@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
+    attachments::AttachmentInfo,
     error::{ApiError, ApiResult},
     extract::{AuthUser, QueryParams, path_id},
     message_changes::{self, ReactionCount, ReplyQuote},
@@ -61,12 +62,15 @@ struct MessageItem {
     envelopes: Option<Box<serde_json::value::RawValue>>,
     /// The device an encrypted message was sent from (null otherwise).
     sender_device_id: Option<i64>,
+    /// The attachment it carries; null for none and for a deleted message.
+    attachment: Option<AttachmentInfo>,
 }
 
 impl MessageItem {
     fn new(m: HistoryMessage, reactions: Reactions) -> Self {
         MessageItem {
             reply_to: message_changes::quote(&m),
+            attachment: m.attachment().map(Into::into),
             id: m.id,
             conversation_id: m.conversation_id,
             seq: m.seq,

@@ -1,12 +1,15 @@
 //! The REST transport: one module per resource, mirroring the URL tree.
+mod attachments;
 mod auth;
 mod blocks;
+mod byte_range;
 mod conversations;
 pub mod error;
 mod extract;
 mod groups;
 mod health;
 mod keys;
+mod linger;
 mod message_changes;
 mod messages;
 pub mod observe;
@@ -18,6 +21,7 @@ mod users;
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     routing::{delete, get, patch, post, put},
 };
 
@@ -45,6 +49,15 @@ pub fn router() -> Router<AppState> {
             patch(message_changes::edit).delete(message_changes::delete),
         )
         .route("/api/messages/{id}/reaction", put(message_changes::react))
+        .route(
+            "/api/attachments",
+            // The upload enforces ATTACHMENT_MAX_BYTES itself, as it streams.
+            post(attachments::upload)
+                .layer(DefaultBodyLimit::disable())
+                .layer(axum::middleware::from_fn(linger::drain_unread)),
+        )
+        .route("/api/attachments/{id}", get(attachments::download))
+        .route("/api/attachments/{id}/thumbnail", get(attachments::thumbnail))
         .route("/api/presence", get(presence::presence))
         .route("/api/blocks", get(blocks::list).post(blocks::block))
         .route("/api/blocks/{user_id}", delete(blocks::unblock))

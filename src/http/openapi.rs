@@ -16,7 +16,10 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, blocks, conversations, groups, health, keys, message_changes, messages, presence, users};
+use super::{
+    attachments, auth, blocks, conversations, groups, health, keys, message_changes, messages, presence,
+    users,
+};
 use crate::{state::AppState, wire::Iso};
 
 /// Where the document is served.
@@ -32,7 +35,7 @@ pub const BEARER: &str = "bearer";
     info(
         title = "realtime-chat REST API",
         description = "The REST half of realtime-chat; messages themselves travel over Socket.IO \
-                       (see docs/PROTOCOL.md and docs/asyncapi.yaml). Every error is `{ \"error\": \"…\" }`.",
+                       (see docs/PROTOCOL.md and docs/asyncapi.yaml). Every error is `{ \"error\": \"…\" }` (the attachment endpoints add a `code`).",
     ),
     paths(
         health::health,
@@ -50,6 +53,9 @@ pub const BEARER: &str = "bearer";
         message_changes::delete,
         message_changes::react,
         message_changes::changes,
+        attachments::upload,
+        attachments::download,
+        attachments::thumbnail,
         presence::presence,
         blocks::list,
         blocks::block,
@@ -75,6 +81,7 @@ pub const BEARER: &str = "bearer";
         (name = "users", description = "The caller"),
         (name = "conversations", description = "The caller's conversation list"),
         (name = "messages", description = "History, read marks, receipts, edits, deletes, reactions and changes"),
+        (name = "attachments", description = "Files for messages: upload, download, thumbnails"),
         (name = "presence", description = "Who is online"),
         (name = "blocks", description = "Blocked users"),
         (name = "groups", description = "Group conversations"),
@@ -88,6 +95,10 @@ pub struct ApiDoc;
 pub struct ErrorBody {
     /// A human-readable reason; never SQL text or internal detail.
     pub error: String,
+    /// A machine-readable code (`DomainError::code()`, as sockets get it), given by the
+    /// attachment endpoints: e.g. `attachment_too_large`, `unsupported_attachment_type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 // The error answers several operations share, named once for the annotations.

@@ -360,6 +360,7 @@ fn new_message(msg: &StoredMessage) -> Option<Box<RawValue>> {
         encrypted: msg.envelopes.is_some(),
         envelopes: events::envelopes(msg.envelopes.as_deref()),
         sender_device_id: msg.sender_device_id,
+        attachment: msg.attachment.clone().map(Into::into),
     };
     let raw = serde_json::value::to_raw_value(&payload);
     if raw.is_err() {
@@ -527,6 +528,7 @@ async fn hand_over(
             encrypted: m.encrypted,
             envelopes: events::envelopes(m.envelopes.as_deref()),
             sender_device_id: m.sender_device_id,
+            attachment: m.attachment().map(Into::into),
         };
         let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
             tracing::error!(message_id = m.id, "queued message could not be serialised");

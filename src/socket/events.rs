@@ -100,7 +100,8 @@ fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 pub struct SendMessage {
     pub to_user_id: Option<IdField>,
     pub conversation_id: Option<IdField>,
-    /// The text; absent for an end-to-end encrypted message.
+    /// The text: required unless the message is end-to-end encrypted (then absent) or
+    /// carries an attachment (then it may be empty or absent).
     pub content: Option<String>,
     /// End-to-end encrypted instead of `content`: `{ envelopes: [...] }`, read into
     /// [`EncryptedIn`] by the handler so a malformed one is refused in its own words.
@@ -109,6 +110,9 @@ pub struct SendMessage {
     pub client_msg_id: Option<String>,
     /// The message (of the same conversation) this one replies to.
     pub reply_to: Option<IdField>,
+    /// An attachment the sender uploaded (`POST /api/attachments`); `content` may then
+    /// be empty or absent.
+    pub attachment_id: Option<IdField>,
 }
 
 /// `send_message`'s `encrypted`: one ciphertext per recipient device.
@@ -262,6 +266,39 @@ pub struct ChangedMessage {
     /// The device an encrypted message was sent from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_device_id: Option<i64>,
+    /// The attachment it carries (null for none, and for a tombstone).
+    pub attachment: Option<AttachmentInfo>,
+}
+
+/// An attachment's metadata, as messages carry it; its bytes are at
+/// `GET /api/attachments/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentInfo {
+    pub id: i64,
+    pub name: String,
+    /// Sniffed from the content.
+    pub mime_type: String,
+    pub size: i64,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+}
+
+impl From<crate::domain::attachments::Attachment> for AttachmentInfo {
+    fn from(a: crate::domain::attachments::Attachment) -> Self {
+        AttachmentInfo {
+            id: a.id,
+            name: a.name,
+            mime_type: a.mime_type,
+            size: a.size,
+            sha256: a.sha256,
+            width: a.width,
+            height: a.height,
+        }
+    }
 }
 
 /// A short quote of the message replied to: its sender and the start of its text
@@ -377,6 +414,8 @@ pub struct SyncedMessage {
     /// The device an encrypted message was sent from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_device_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -421,6 +460,8 @@ pub struct NewMessage<'a> {
     /// The device an encrypted message was sent from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_device_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentInfo>,
 }
 
 #[derive(Debug, Serialize)]

@@ -100,6 +100,13 @@ fn parse(
             ));
         }
     };
+    let attachment_id = match &payload.attachment_id {
+        None => None,
+        Some(id) => Some(
+            id.parse()
+                .ok_or_else(|| DomainError::InvalidInput("attachment_id must be an attachment id".into()))?,
+        ),
+    };
     let client_msg_id = payload
         .client_msg_id
         .as_deref()
@@ -113,13 +120,27 @@ fn parse(
         ),
     };
     let request = match (payload.content, payload.encrypted) {
-        (Some(content), None) => SendRequest::new(
-            sender,
-            device,
-            target,
-            Content::parse(content, max_bytes)?,
-            client_msg_id,
-        )?,
+        (content, None) => {
+            let content = match (content, attachment_id) {
+                (content, Some(_)) => Content::caption(content, max_bytes)?,
+                (Some(content), None) => Content::parse(content, max_bytes)?,
+                (None, None) => {
+                    return Err(DomainError::InvalidInput(
+                        "send_message needs content (a string), encrypted (an object) or attachment_id"
+                            .into(),
+                    ));
+                }
+            };
+            SendRequest::new(sender, device, target, content, client_msg_id)?
+        }
+        // The upload is sniffed and served in the clear, so it cannot ride inside a
+        // message whose content the server must not read.
+        (None, Some(_)) if attachment_id.is_some() => {
+            return Err(DomainError::InvalidInput(
+                "an encrypted message cannot carry attachment_id: attachments are not end-to-end encrypted"
+                    .into(),
+            ));
+        }
         (None, Some(encrypted)) => SendRequest::new_encrypted(
             sender,
             device,
@@ -132,13 +153,8 @@ fn parse(
                 "an encrypted message carries no content: its text is in its envelopes".into(),
             ));
         }
-        (None, None) => {
-            return Err(DomainError::InvalidInput(
-                "send_message needs content (a string) or encrypted (an object)".into(),
-            ));
-        }
     };
-    request.replying_to(reply_to)
+    request.replying_to(reply_to)?.carrying(attachment_id)
 }
 
 /// `encrypted: { envelopes: [{ user_id, device_id, type, body }] }`, checked.

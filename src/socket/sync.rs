@@ -101,6 +101,7 @@ pub async fn sync(
                     encrypted: m.encrypted,
                     envelopes: envelopes(m.envelopes.as_deref()),
                     sender_device_id: m.sender_device_id,
+                    attachment: m.attachment().map(Into::into),
                 })
                 .collect();
             if ack.send(&SyncAck { messages, has_more }).is_err() {
@@ -151,6 +152,7 @@ async fn sync_changes(state: &AppState, user: i64, since: &[(i64, i64)]) -> Doma
                 encrypted: m.encrypted,
                 envelopes: envelopes(m.envelopes.as_deref()),
                 sender_device_id: m.sender_device_id,
+                attachment: m.attachment().map(Into::into),
                 content: m.content,
             }
         })

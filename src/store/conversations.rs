@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 
 use super::{
+    attachments::Attachment,
     messages::Quote,
     positions::{self, Move, Settled},
     stmt,
@@ -56,9 +57,30 @@ pub struct HistoryMessage {
     pub encrypted: bool,
     pub envelopes: Option<String>,
     pub sender_device_id: Option<i64>,
+    /// The attachment it carries (none once deleted), from [`ATTACHMENT_JOIN`].
+    pub attachment_id: Option<i64>,
+    pub attachment_name: Option<String>,
+    pub attachment_mime_type: Option<String>,
+    pub attachment_size: Option<i64>,
+    pub attachment_sha256: Option<String>,
+    pub attachment_width: Option<i32>,
+    pub attachment_height: Option<i32>,
 }
 
 impl HistoryMessage {
+    /// The attachment it carries.
+    pub fn attachment(&self) -> Option<Attachment> {
+        Some(Attachment {
+            id: self.attachment_id?,
+            name: self.attachment_name.clone()?,
+            mime_type: self.attachment_mime_type.clone()?,
+            size: self.attachment_size?,
+            sha256: self.attachment_sha256.clone()?,
+            width: self.attachment_width,
+            height: self.attachment_height,
+        })
+    }
+
     /// The quote of the message this one replies to.
     pub fn quote(&self) -> Option<Quote> {
         let (id, sender) = (self.reply_to_id?, self.reply_sender_id?);
@@ -75,10 +97,16 @@ impl HistoryMessage {
 pub(crate) const HISTORY_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at, \
     m.delivered_at, m.read_at, m.version, m.edited_at, m.deleted_at, m.reply_to_id, \
     r.sender_id AS reply_sender_id, r.content AS reply_content, r.deleted_at AS reply_deleted_at, \
-    m.encrypted, m.envelopes, m.sender_device_id";
+    m.encrypted, m.envelopes, m.sender_device_id, \
+    m.attachment_id, att.name AS attachment_name, att.mime_type AS attachment_mime_type, \
+    att.size AS attachment_size, att.sha256 AS attachment_sha256, att.width AS attachment_width, \
+    att.height AS attachment_height";
 
-/// Messages `m`, each with the message it replies to (`r`).
-pub(crate) const HISTORY_FROM: &str = "messages m LEFT JOIN messages r ON r.id = m.reply_to_id";
+/// Each message `m`'s attachment (`att`), for [`HISTORY_COLUMNS`].
+pub(crate) const ATTACHMENT_JOIN: &str = "LEFT JOIN attachments att ON att.id = m.attachment_id";
+
+/// Messages `m`, each with the message it replies to (`r`) and its attachment.
+pub(crate) const HISTORY_FROM: &str = "messages m LEFT JOIN messages r ON r.id = m.reply_to_id LEFT JOIN attachments att ON att.id = m.attachment_id";
 
 /// A page of history, newest first.
 pub async fn page_by_offset<C: ConnectionTrait>(
@@ -420,7 +448,7 @@ pub(crate) async fn after_cursors<C: ConnectionTrait>(
         &format!(
             "SELECT {HISTORY_COLUMNS} \
              FROM (VALUES {tuples}) AS v JOIN messages m ON m.conversation_id = v.column1 AND m.{column} > v.column2 \
-             LEFT JOIN messages r ON r.id = m.reply_to_id \
+             LEFT JOIN messages r ON r.id = m.reply_to_id {ATTACHMENT_JOIN} \
              ORDER BY v.column3, m.{column} LIMIT $1"
         ),
         values,

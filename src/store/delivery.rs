@@ -2,7 +2,10 @@
 //! the user's delivered position.
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
-use super::{conversations::HISTORY_COLUMNS, stmt};
+use super::{
+    conversations::{ATTACHMENT_JOIN, HISTORY_COLUMNS},
+    stmt,
+};
 
 /// A queued message, as handed to the member's device: as history shows it (edited,
 /// deleted, replying), since it may have changed while it waited.
@@ -23,7 +26,7 @@ pub async fn queue<C: ConnectionTrait>(
             "SELECT {HISTORY_COLUMNS} \
              FROM conversation_members cm \
              JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > cm.delivered_seq \
-             LEFT JOIN messages r ON r.id = m.reply_to_id \
+             LEFT JOIN messages r ON r.id = m.reply_to_id {ATTACHMENT_JOIN} \
              WHERE cm.user_id = $1 AND cm.left_at IS NULL AND m.sender_id <> $1 \
              ORDER BY m.id LIMIT $2"
         ),

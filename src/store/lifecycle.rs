@@ -142,14 +142,19 @@ impl Locked {
         Ok(self.txn.commit().await?)
     }
 
-    /// Leaves a tombstone: the text (or an encrypted message's envelopes) and the
-    /// reactions go, the place stays.
+    /// Leaves a tombstone: the text (or an encrypted message's envelopes), the
+    /// attachment and the reactions go, the place stays. The attachment is then no longer this message's (its members may no longer
+    /// download it, and the sweep removes it once nothing else carries it).
     pub async fn delete(self, at: DateTime<Utc>) -> anyhow::Result<()> {
         let id = self.target.message_id;
+        // The deletion writes member rows and the message, as a delivery or a read
+        // settling it does: it takes its turn with them, or the two deadlock.
+        super::positions::take_turns_in(&self.txn, [self.target.conversation_id]).await?;
         self.txn
             .execute_raw(stmt(
                 &self.txn,
-                "UPDATE messages SET content = '', envelopes = NULL, deleted_at = $2, version = $3 WHERE id = $1",
+                "UPDATE messages SET content = '', envelopes = NULL, attachment_id = NULL, deleted_at = $2, \
+                 version = $3 WHERE id = $1",
                 [id.into(), at.into(), self.version.into()],
             ))
             .await?;

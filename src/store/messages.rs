@@ -25,6 +25,8 @@ pub struct NewMessage {
     /// An encrypted message's envelopes (JSON array); its content is empty.
     pub envelopes: Option<String>,
     pub sender_device_id: Option<i64>,
+    /// An attachment of the sender (checked before the write).
+    pub attachment_id: Option<i64>,
 }
 
 /// A message as committed (also as relayed between nodes).
@@ -46,6 +48,9 @@ pub struct StoredMessage {
     /// The device an encrypted message was sent from.
     #[serde(default)]
     pub sender_device_id: Option<i64>,
+    /// The attachment it carries.
+    #[serde(default)]
+    pub attachment: Option<super::attachments::Attachment>,
 }
 
 /// A short quote of a replied-to message, as replies carry it.
@@ -223,6 +228,7 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
                 reply_to: None,
                 envelopes: None,
                 sender_device_id: None,
+                attachment: None,
             };
             Some((key, msg))
         })

@@ -37,14 +37,14 @@ bumped AS (
 numbered AS (
   SELECT r.*, b.base + r.pos AS seq, b.vbase + r.pos AS version
   FROM unnest($5::int8[], $6::int8[], $7::text[], $8::text[], $10::int8[], $14::int8[], $15::text[],
-    $16::int8[]) WITH ORDINALITY AS r(c, u, k, t, pos, reply, env, dev, o)
+    $16::int8[], $17::int8[]) WITH ORDINALITY AS r(c, u, k, t, pos, reply, env, dev, attachment, o)
   JOIN bumped b ON b.id = r.c
 ),
 inserted AS (
   INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, created_at,
-    version, reply_to_id, encrypted, envelopes, sender_device_id)
+    version, reply_to_id, encrypted, envelopes, sender_device_id, attachment_id)
   SELECT c, seq, u, NULLIF(k, ''), t, $9, $9, version, NULLIF(reply, 0), env <> '', NULLIF(env, ''),
-    NULLIF(dev, 0)
+    NULLIF(dev, 0), NULLIF(attachment, 0)
   FROM numbered ORDER BY o
   RETURNING id, conversation_id, seq, version
 ),
@@ -128,6 +128,12 @@ pub async fn write_batch(
             batch
                 .iter()
                 .map(|m| m.sender_device_id.unwrap_or(0))
+                .collect::<Vec<_>>()
+                .into(),
+            // 0 stands for "no attachment".
+            batch
+                .iter()
+                .map(|m| m.attachment_id.unwrap_or(0))
                 .collect::<Vec<_>>()
                 .into(),
         ],

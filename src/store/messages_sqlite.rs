@@ -66,6 +66,7 @@ pub async fn write_batch(
         encrypted: Set(m.envelopes.is_some()),
         envelopes: Set(m.envelopes.clone()),
         sender_device_id: Set(m.sender_device_id),
+        attachment_id: Set(m.attachment_id),
         edited_at: Set(None),
         deleted_at: Set(None),
         sender_id: Set(m.sender_id),

@@ -1,5 +1,7 @@
 //! Persistence over SeaORM, one file per aggregate. Queries that must run in a constant
 //! number of round trips use raw SQL that is valid on both SQLite and PostgreSQL.
+pub mod attachments;
+pub mod blobs;
 pub mod blocks;
 pub mod conversation_list;
 pub mod conversations;

@@ -213,11 +213,24 @@ pub async fn settle<C: ConnectionTrait>(
 /// (a transaction-scoped advisory lock per conversation, taken in id order, so they
 /// cannot deadlock); SQLite runs one write transaction at a time anyway.
 async fn take_turns<C: ConnectionTrait>(db: &C, moves: &[Move]) -> anyhow::Result<()> {
+    let conversations: BTreeSet<i64> = moves.iter().map(|m| m.conversation_id).collect();
+    take_turns_in(db, conversations).await
+}
+
+/// Waits for the turn of these conversations' position movers (see [`take_turns`]), for
+/// other writers of member positions and receipts, such as a deletion.
+pub async fn take_turns_in<C: ConnectionTrait>(
+    db: &C,
+    conversations: impl IntoIterator<Item = i64>,
+) -> anyhow::Result<()> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
     }
-    let conversations: BTreeSet<i64> = moves.iter().map(|m| m.conversation_id).collect();
-    let ids = conversations.into_iter().collect::<Vec<_>>();
+    let ids = conversations
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>();
     db.execute_raw(stmt(
         db,
         "SELECT pg_advisory_xact_lock(id) FROM (SELECT unnest($1::bigint[]) AS id ORDER BY 1) AS c",

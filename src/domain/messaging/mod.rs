@@ -56,6 +56,8 @@ pub struct SendRequest {
     pub reply_to: Option<i64>,
     /// End-to-end encrypted: one ciphertext per recipient device; `content` is empty.
     pub encrypted: Option<Envelopes>,
+    /// An attachment the sender uploaded (checked by the writer).
+    pub attachment_id: Option<i64>,
 }
 
 impl SendRequest {
@@ -81,6 +83,7 @@ impl SendRequest {
             client_msg_id,
             reply_to: None,
             encrypted: None,
+            attachment_id: None,
         })
     }
 
@@ -105,6 +108,20 @@ impl SendRequest {
             return Err(DomainError::InvalidInput("reply_to must be a message id".into()));
         }
         self.reply_to = message_id;
+        Ok(self)
+    }
+}
+
+impl SendRequest {
+    /// Makes this message carry the attachment `id`, which the writer checks the sender
+    /// uploaded.
+    pub fn carrying(mut self, id: Option<i64>) -> DomainResult<Self> {
+        if id.is_some_and(|id| id <= 0) {
+            return Err(DomainError::InvalidInput(
+                "attachment_id must be an attachment id".into(),
+            ));
+        }
+        self.attachment_id = id;
         Ok(self)
     }
 }

@@ -26,6 +26,7 @@ use crate::{
     monitoring,
     store::{
         self,
+        attachments::Attachment,
         messages::NewMessage,
         positions::{self, Move},
     },
@@ -43,6 +44,8 @@ struct Ready {
     conversation_id: i64,
     /// The quoted message, for a reply.
     quote: Option<Quote>,
+    /// The attachment it carries, checked to be the sender's.
+    attachment: Option<Attachment>,
 }
 
 struct Writer {
@@ -181,10 +184,7 @@ impl Writer {
             let (message, fresh) = match result {
                 Ok(stored) => stored,
                 Err(e) => {
-                    tracing::error!(error = ?e, sender = ready.req.sender_id, "storing a message failed");
-                    let _ = ready
-                        .reply
-                        .send(Err(DomainError::Internal(anyhow::anyhow!("message not stored"))));
+                    let _ = ready.reply.send(Err(self.why_not_stored(&ready.req, e).await));
                     continue;
                 }
             };
@@ -206,6 +206,21 @@ impl Writer {
         for (reply, message) in replies {
             let _ = reply.send(Ok(message));
         }
+    }
+
+    /// What to tell the sender of a message the database refused. Its attachment may
+    /// have been swept between the check and the insert (the foreign key refuses it):
+    /// that is the sender's `attachment_not_found`, not a server fault.
+    async fn why_not_stored(&self, req: &SendRequest, e: anyhow::Error) -> DomainError {
+        if let Some(id) = req.attachment_id {
+            if let Ok(found) = store::attachments::with_uploaders(&self.db, &[id]).await {
+                if found.is_empty() {
+                    return DomainError::AttachmentNotFound;
+                }
+            }
+        }
+        tracing::error!(error = ?e, sender = req.sender_id, "storing a message failed");
+        DomainError::Internal(anyhow::anyhow!("message not stored"))
     }
 
     /// Finds each send's conversation, creating first direct conversations, and answers
@@ -316,6 +331,16 @@ impl Writer {
             Ok(members) => members,
             Err(e) => return Err((e, batch)),
         };
+        let attached: Vec<i64> = batch
+            .iter()
+            .filter_map(|(r, _)| r.attachment_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let attachments = match store::attachments::with_uploaders(&self.db, &attached).await {
+            Ok(attachments) => attachments,
+            Err(e) => return Err((e, batch)),
+        };
         Ok(batch
             .into_iter()
             .filter_map(|(req, reply)| {
@@ -360,12 +385,21 @@ impl Writer {
                         })
                         .map(|()| (c, quote)),
                 });
-                match quoted {
-                    Ok((conversation_id, quote)) => Some(Ready {
+                // Only its uploader sends an attachment; to anyone else it does not exist.
+                let attached = quoted.and_then(|(c, quote)| match req.attachment_id {
+                    None => Ok((c, quote, None)),
+                    Some(id) => match attachments.get(&id) {
+                        Some((uploader, a)) if *uploader == req.sender_id => Ok((c, quote, Some(a.clone()))),
+                        _ => Err(DomainError::AttachmentNotFound),
+                    },
+                });
+                match attached {
+                    Ok((conversation_id, quote, attachment)) => Some(Ready {
                         req,
                         reply,
                         conversation_id,
                         quote,
+                        attachment,
                     }),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -440,8 +474,9 @@ impl Writer {
                 reply_to_id: ready.req.reply_to,
                 envelopes: ready.req.encrypted.as_ref().map(|e| e.to_json()),
                 sender_device_id: ready.req.encrypted.as_ref().map(|e| e.sender_device_id()),
+                attachment_id: ready.req.attachment_id,
             });
-            quotes.push(ready.quote.clone());
+            quotes.push((ready.quote.clone(), ready.attachment.clone()));
         }
         let stored = if rows.is_empty() {
             Vec::new()
@@ -461,7 +496,7 @@ impl Writer {
     async fn write(
         &mut self,
         rows: Vec<NewMessage>,
-        quotes: Vec<Option<Quote>>,
+        quotes: Vec<(Option<Quote>, Option<Attachment>)>,
     ) -> anyhow::Result<Vec<StoredMessage>> {
         let started = std::time::Instant::now();
         let now = store::now();
@@ -483,18 +518,21 @@ impl Writer {
             .into_iter()
             .zip(landed)
             .zip(quotes)
-            .map(|((m, (id, seq, version)), reply_to)| StoredMessage {
-                id,
-                conversation_id: m.conversation_id,
-                seq,
-                sender_id: m.sender_id,
-                content: m.content,
-                sent_at: now,
-                version,
-                reply_to,
-                envelopes: m.envelopes,
-                sender_device_id: m.sender_device_id,
-            })
+            .map(
+                |((m, (id, seq, version)), (reply_to, attachment))| StoredMessage {
+                    id,
+                    conversation_id: m.conversation_id,
+                    seq,
+                    sender_id: m.sender_id,
+                    content: m.content,
+                    sent_at: now,
+                    version,
+                    reply_to,
+                    envelopes: m.envelopes,
+                    sender_device_id: m.sender_device_id,
+                    attachment,
+                },
+            )
             .collect())
     }
 

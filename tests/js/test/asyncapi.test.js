@@ -55,6 +55,7 @@ const PAYLOADS = {
   SyncChangesAck: { messages: ["sync_changes_ack"] },
   ChangedMessage: { schemas: ["ChangedMessage"] },
   ReplyQuote: { schemas: ["ReplyQuote"] },
+  AttachmentInfo: { schemas: ["AttachmentInfo"] },
   ReactionCount: { schemas: ["ReactionCount"] },
   AuthRefreshed: { messages: ["auth_refresh_ack"] },
   AckError: { messages: ["ack_error"] },
