@@ -86,6 +86,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Where `/metrics` is served instead of the public port (None: on the public port).
     pub metrics_addr: Option<SocketAddr>,
+    /// Push hooks (`PUSH_*`); None when `PUSH_WEBHOOK_URL` is unset.
+    pub push: Option<crate::push::config::PushConfig>,
     /// How log lines are written (the subscriber is set up before this is read; see
     /// [`LogFormat::from_env`]).
     pub log_format: LogFormat,
@@ -267,6 +269,7 @@ impl Config {
             cors_origins,
             max_message_bytes,
             edit_window: Duration::from_secs(edit_window_secs),
+            push: crate::push::config::PushConfig::from_env(var)?,
         })
     }
 

@@ -1,6 +1,8 @@
 //! SeaORM entities: one module per table.
 pub mod conversation_members;
+pub mod conversation_mutes;
 pub mod conversations;
 pub mod message_reactions;
 pub mod messages;
+pub mod push_outbox;
 pub mod users;

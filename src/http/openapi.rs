@@ -16,7 +16,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, blocks, conversations, groups, health, message_changes, messages, presence, users};
+use super::{auth, blocks, conversations, groups, health, message_changes, messages, mutes, presence, users};
 use crate::{state::AppState, wire::Iso};
 
 /// Where the document is served.
@@ -43,6 +43,8 @@ pub const BEARER: &str = "bearer";
         auth::change_password,
         users::me,
         conversations::list,
+        mutes::get,
+        mutes::put,
         messages::history,
         messages::mark_read,
         messages::receipts,
@@ -68,7 +70,7 @@ pub const BEARER: &str = "bearer";
         (name = "health", description = "Liveness and database reachability"),
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "The caller"),
-        (name = "conversations", description = "The caller's conversation list"),
+        (name = "conversations", description = "The caller's conversation list, and muting one"),
         (name = "messages", description = "History, read marks, receipts, edits, deletes, reactions and changes"),
         (name = "presence", description = "Who is online"),
         (name = "blocks", description = "Blocked users"),
