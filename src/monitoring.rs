@@ -138,7 +138,10 @@ fn describe() {
         CLUSTER_DROPPED,
         "Events for other nodes dropped while Redis was away."
     );
-    describe_counter!(PUSH_QUEUED, "Push hooks queued (one per offline recipient of a message).");
+    describe_counter!(
+        PUSH_QUEUED,
+        "Push hooks queued (one per offline recipient of a message)."
+    );
     describe_counter!(PUSH_SENT, "Push hooks answered with a 2xx.");
     describe_counter!(PUSH_FAILED_ATTEMPTS, "Push hook attempts that failed.");
     describe_counter!(PUSH_DROPPED, "Push hooks given up, by reason.");

@@ -75,7 +75,11 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(PushOutbox::DeliveryId).string_len(36).not_null())
                     .col(ColumnDef::new(PushOutbox::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(PushOutbox::ConversationId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(PushOutbox::ConversationId)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(PushOutbox::MessageId).big_integer().not_null())
                     .col(ColumnDef::new(PushOutbox::Seq).big_integer().not_null())
                     .col(

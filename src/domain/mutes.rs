@@ -59,7 +59,11 @@ pub fn state(conversation_id: i64, stored: Option<DateTime<Utc>>, now: DateTime<
 }
 
 async fn require_member(db: &DatabaseConnection, user: i64, conversation: i64) -> DomainResult<()> {
-    if conversation <= 0 || store::conversations::memberships_among(db, user, &[conversation]).await?.is_empty() {
+    if conversation <= 0
+        || store::conversations::memberships_among(db, user, &[conversation])
+            .await?
+            .is_empty()
+    {
         return Err(DomainError::ConversationNotFound);
     }
     Ok(())

@@ -76,7 +76,9 @@ fn request(body: Value) -> ApiResult<MuteRequest> {
         MuteBody::Flag(MuteFlag { muted }) => Ok(MuteRequest::Muted(muted)),
         MuteBody::Until(MuteUntil { until }) => DateTime::parse_from_rfc3339(&until)
             .map(|t| MuteRequest::Until(t.with_timezone(&Utc)))
-            .map_err(|_| ApiError::invalid_body("until must be an RFC 3339 date-time, e.g. 2030-01-01T08:00:00Z")),
+            .map_err(|_| {
+                ApiError::invalid_body("until must be an RFC 3339 date-time, e.g. 2030-01-01T08:00:00Z")
+            }),
     }
 }
 
@@ -136,7 +138,10 @@ mod tests {
 
     #[test]
     fn one_of_muted_or_until() {
-        assert_eq!(request(json!({ "muted": true })).unwrap(), MuteRequest::Muted(true));
+        assert_eq!(
+            request(json!({ "muted": true })).unwrap(),
+            MuteRequest::Muted(true)
+        );
         assert!(matches!(
             request(json!({ "until": "2030-01-01t08:00:00z" })).unwrap(),
             MuteRequest::Until(_)

@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn each_level_adds_to_the_one_before() {
         let sender = json(Include::Sender, "secret words");
-        assert_eq!(sender["sender"], serde_json::json!({ "id": 1, "display_name": "alice" }));
+        assert_eq!(
+            sender["sender"],
+            serde_json::json!({ "id": 1, "display_name": "alice" })
+        );
         assert!(sender.get("preview").is_none());
         let preview = json(Include::Preview, "secret words");
         assert_eq!(preview["sender"]["id"], 1);
@@ -121,7 +124,10 @@ mod tests {
     #[test]
     fn a_long_text_is_cut_at_a_character() {
         let long = "é".repeat(PREVIEW_CHARS + 5);
-        let cut = json(Include::Preview, &long)["preview"].as_str().unwrap().to_owned();
+        let cut = json(Include::Preview, &long)["preview"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(cut.chars().count(), PREVIEW_CHARS + 1);
         assert!(cut.ends_with('…'));
     }

@@ -37,9 +37,7 @@ const MIN_SECRET_BYTES: usize = 32;
 
 impl PushConfig {
     /// None when `PUSH_WEBHOOK_URL` is unset (hooks off).
-    pub fn from_env(
-        var: impl Fn(&'static str) -> Option<String>,
-    ) -> Result<Option<PushConfig>, ConfigError> {
+    pub fn from_env(var: impl Fn(&'static str) -> Option<String>) -> Result<Option<PushConfig>, ConfigError> {
         let bad = |var: &'static str, why: &str| ConfigError {
             var,
             why: why.to_owned(),
@@ -56,7 +54,10 @@ impl PushConfig {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(bad("PUSH_WEBHOOK_SECRET", "must be at least 32 bytes"));
         }
-        let include = match var("PUSH_INCLUDE").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        let include = match var("PUSH_INCLUDE")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("none") => Include::None,
             Some("sender") => Include::Sender,
             Some("preview") => Include::Preview,
@@ -117,9 +118,12 @@ mod tests {
 
     #[test]
     fn defaults_carry_nothing_but_ids() {
-        let c = read(&[("PUSH_WEBHOOK_URL", "https://hooks.example/rc"), ("PUSH_WEBHOOK_SECRET", SECRET)])
-            .unwrap()
-            .unwrap();
+        let c = read(&[
+            ("PUSH_WEBHOOK_URL", "https://hooks.example/rc"),
+            ("PUSH_WEBHOOK_SECRET", SECRET),
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(c.include, Include::None);
         assert_eq!(c.max_attempts, 8);
         assert_eq!(c.retry_base, Duration::from_secs(1));
@@ -138,15 +142,23 @@ mod tests {
             read(&[("PUSH_WEBHOOK_URL", "ftp://x"), secret]).unwrap_err().var,
             "PUSH_WEBHOOK_URL"
         );
-        assert_eq!(read(&[url, secret, ("PUSH_INCLUDE", "all")]).unwrap_err().var, "PUSH_INCLUDE");
+        assert_eq!(
+            read(&[url, secret, ("PUSH_INCLUDE", "all")]).unwrap_err().var,
+            "PUSH_INCLUDE"
+        );
         assert_eq!(
             read(&[url, secret, ("PUSH_MAX_ATTEMPTS", "0")]).unwrap_err().var,
             "PUSH_MAX_ATTEMPTS"
         );
         assert_eq!(
-            read(&[url, secret, ("PUSH_RETRY_BASE_MS", "500"), ("PUSH_RETRY_MAX_MS", "100")])
-                .unwrap_err()
-                .var,
+            read(&[
+                url,
+                secret,
+                ("PUSH_RETRY_BASE_MS", "500"),
+                ("PUSH_RETRY_MAX_MS", "100")
+            ])
+            .unwrap_err()
+            .var,
             "PUSH_RETRY_MAX_MS"
         );
     }

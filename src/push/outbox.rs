@@ -48,7 +48,8 @@ impl Worker {
     /// A claimed hook is this node's until its lease ends: long enough for a POST that
     /// times out, and then some.
     fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.config.timeout * 2 + Duration::from_secs(5)).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(self.config.timeout * 2 + Duration::from_secs(5))
+            .unwrap_or(chrono::Duration::MAX)
     }
 
     pub async fn run(self) {
@@ -87,7 +88,10 @@ impl Worker {
             let ctx = context.remove(&hook.id);
             self.post_one(hook, ctx)
         });
-        stream::iter(jobs).buffer_unordered(IN_FLIGHT).collect::<Vec<()>>().await;
+        stream::iter(jobs)
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     async fn post_one(&self, hook: DueHook, ctx: Option<HookContext>) {

@@ -88,7 +88,8 @@ impl Policy {
         }
         let wait = retry_after.unwrap_or_else(|| self.backoff(attempts, jitter));
         let at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX / 2);
-        let deadline = created_at + chrono::Duration::from_std(self.max_age).unwrap_or(chrono::Duration::MAX / 2);
+        let deadline =
+            created_at + chrono::Duration::from_std(self.max_age).unwrap_or(chrono::Duration::MAX / 2);
         if at > deadline {
             Next::Drop(DropReason::Expired)
         } else {
@@ -159,7 +160,10 @@ mod tests {
             parse_retry_after("Tue, 08 Dec 2026 00:00:30 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("Mon, 07 Dec 2026 00:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Mon, 07 Dec 2026 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
@@ -172,7 +176,10 @@ mod tests {
         };
         assert_eq!((wait(1, 0.0), wait(1, 0.999)), (500, 999));
         assert_eq!((wait(2, 0.0), wait(3, 0.0)), (1_000, 2_000));
-        let p = Policy { max_attempts: 100, ..policy() };
+        let p = Policy {
+            max_attempts: 100,
+            ..policy()
+        };
         assert_eq!(
             p.next(&FAILED, 40, at(0), at(0), 0.0),
             Next::RetryAt(at(30)),
@@ -202,6 +209,9 @@ mod tests {
             policy().next(&Attempt::Refused(400), 1, at(0), at(0), 0.0),
             Next::Drop(DropReason::Refused)
         );
-        assert_eq!(policy().next(&Attempt::Delivered, 5, at(0), at(0), 0.0), Next::Done);
+        assert_eq!(
+            policy().next(&Attempt::Delivered, 5, at(0), at(0), 0.0),
+            Next::Done
+        );
     }
 }

@@ -10,7 +10,11 @@ struct Row {
 }
 
 /// The member's `muted_until`, if a mute row exists (it may lie in the past).
-pub async fn get<C: ConnectionTrait>(db: &C, user: i64, conversation: i64) -> anyhow::Result<Option<DateTime<Utc>>> {
+pub async fn get<C: ConnectionTrait>(
+    db: &C,
+    user: i64,
+    conversation: i64,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
     Ok(Row::find_by_statement(stmt(
         db,
         "SELECT muted_until FROM conversation_mutes WHERE conversation_id = $1 AND user_id = $2",

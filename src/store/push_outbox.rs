@@ -60,7 +60,10 @@ struct Earliest {
 }
 
 fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The current members of these conversations who have not muted them at `now`, as
@@ -176,9 +179,11 @@ pub async fn context<C: ConnectionTrait>(db: &C, hooks: &[i64]) -> anyhow::Resul
          WHERE o.id IN ({})",
         placeholders(1, hooks.len())
     );
-    Ok(HookContext::find_by_statement(stmt(db, &sql, hooks.iter().map(|h| Value::from(*h))))
-        .all(db)
-        .await?)
+    Ok(
+        HookContext::find_by_statement(stmt(db, &sql, hooks.iter().map(|h| Value::from(*h))))
+            .all(db)
+            .await?,
+    )
 }
 
 /// Removes hooks that were answered or given up.
@@ -186,8 +191,12 @@ pub async fn remove(db: &DatabaseConnection, hooks: &[i64]) -> anyhow::Result<()
     if hooks.is_empty() {
         return Ok(());
     }
-    let sql = format!("DELETE FROM push_outbox WHERE id IN ({})", placeholders(1, hooks.len()));
-    db.execute_raw(stmt(db, &sql, hooks.iter().map(|h| Value::from(*h)))).await?;
+    let sql = format!(
+        "DELETE FROM push_outbox WHERE id IN ({})",
+        placeholders(1, hooks.len())
+    );
+    db.execute_raw(stmt(db, &sql, hooks.iter().map(|h| Value::from(*h))))
+        .await?;
     Ok(())
 }
 
@@ -204,8 +213,10 @@ pub async fn retry_at(db: &DatabaseConnection, hook: i64, at: DateTime<Utc>) -> 
 
 /// When the next hook falls due (None: the outbox is empty).
 pub async fn earliest_due(db: &DatabaseConnection) -> anyhow::Result<Option<DateTime<Utc>>> {
-    Ok(Earliest::find_by_statement(stmt(db, "SELECT MIN(next_attempt_at) AS at FROM push_outbox", []))
-        .one(db)
-        .await?
-        .and_then(|e| e.at))
+    Ok(
+        Earliest::find_by_statement(stmt(db, "SELECT MIN(next_attempt_at) AS at FROM push_outbox", []))
+            .one(db)
+            .await?
+            .and_then(|e| e.at),
+    )
 }

@@ -208,7 +208,8 @@ impl Writer {
             replies.push((ready.reply, message));
         }
         if let Some(tap) = &self.after_commit {
-            let fresh: Vec<&StoredMessage> = announce.iter().filter(|s| s.fresh).map(|s| &s.message).collect();
+            let fresh: Vec<&StoredMessage> =
+                announce.iter().filter(|s| s.fresh).map(|s| &s.message).collect();
             tap.stored(&fresh);
         }
         let _ = self.out.send(Outcome::Stored(announce));
