@@ -23,6 +23,8 @@ pub struct HookFacts {
     pub sender_id: i64,
     pub sender_name: String,
     pub content: String,
+    /// Messages this hook stands for (more than 1 when coalesced).
+    pub count: usize,
 }
 
 #[derive(Serialize)]
@@ -40,6 +42,7 @@ struct Body<'a> {
     message_id: i64,
     seq: i64,
     created_at: String,
+    count: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     sender: Option<Sender<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +59,7 @@ pub fn render(facts: &HookFacts, include: Include) -> Vec<u8> {
         message_id: facts.message_id,
         seq: facts.seq,
         created_at: iso(facts.created_at),
+        count: facts.count,
         sender: (include >= Include::Sender).then_some(Sender {
             id: facts.sender_id,
             display_name: &facts.sender_name,
@@ -88,6 +92,7 @@ mod tests {
             sender_id: 1,
             sender_name: "alice".into(),
             content: content.into(),
+            count: 1,
         }
     }
 
@@ -103,7 +108,7 @@ mod tests {
             serde_json::json!({
                 "delivery_id": "d-1", "event": "message.new", "user_id": 2,
                 "conversation_id": 3, "message_id": 4, "seq": 5,
-                "created_at": "2027-01-15T08:00:00.000Z",
+                "created_at": "2027-01-15T08:00:00.000Z", "count": 1,
             })
         );
     }

@@ -31,11 +31,19 @@ pub struct PushConfig {
     pub retry_max: Duration,
     /// One POST may take this long before it counts as a failed attempt.
     pub timeout: Duration,
+    /// Zero: one hook per message. Otherwise a hook waits this long, and the hooks of
+    /// one user due together go as one.
+    pub coalesce: Duration,
 }
 
 const MIN_SECRET_BYTES: usize = 32;
 
 impl PushConfig {
+    /// The coalescing window, when coalescing is on.
+    pub fn coalesce_window(&self) -> Option<Duration> {
+        (!self.coalesce.is_zero()).then_some(self.coalesce)
+    }
+
     /// None when `PUSH_WEBHOOK_URL` is unset (hooks off).
     pub fn from_env(var: impl Fn(&'static str) -> Option<String>) -> Result<Option<PushConfig>, ConfigError> {
         let bad = |var: &'static str, why: &str| ConfigError {
@@ -95,6 +103,7 @@ impl PushConfig {
             retry_base: Duration::from_millis(retry_base),
             retry_max: Duration::from_millis(retry_max),
             timeout: Duration::from_millis(number("PUSH_TIMEOUT_MS", 10_000, 1..=300_000)?),
+            coalesce: Duration::from_millis(number("PUSH_COALESCE_MS", 0, 0..=600_000)?),
         }))
     }
 }

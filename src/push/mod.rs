@@ -9,6 +9,7 @@
 //! backoff. A hook is written shortly after its message commits, not with it: a node
 //! that dies in that gap (milliseconds) loses those hooks, never the messages.
 pub mod body;
+pub mod coalesce;
 pub mod config;
 pub mod outbox;
 pub mod recipients;
@@ -67,7 +68,8 @@ pub fn start(
     };
     tokio::spawn(worker.run());
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(enqueue(db.clone(), presence, rx, wake));
+    let window = config.coalesce_window().unwrap_or_default();
+    tokio::spawn(enqueue(db.clone(), presence, rx, wake, window));
     Ok(Some(Arc::new(Push { tx })))
 }
 
@@ -78,6 +80,7 @@ async fn enqueue(
     presence: Arc<Presence>,
     mut rx: mpsc::UnboundedReceiver<Vec<Sent>>,
     wake: Arc<Notify>,
+    coalesce: std::time::Duration,
 ) {
     let mut batches = Vec::new();
     while rx.recv_many(&mut batches, 64).await > 0 {
@@ -115,7 +118,10 @@ async fn enqueue(
         if hooks.is_empty() {
             continue;
         }
-        match push_outbox::enqueue(&db, &hooks, now).await {
+        // With coalescing, the first attempt waits out the window, so a burst's hooks
+        // fall due together and go as one.
+        let due = now + chrono::Duration::from_std(coalesce).unwrap_or_default();
+        match push_outbox::enqueue(&db, &hooks, due).await {
             Ok(()) => {
                 counter!(monitoring::PUSH_QUEUED).increment(hooks.len() as u64);
                 wake.notify_one();

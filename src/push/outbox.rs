@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use super::{
     body::{HookFacts, render},
+    coalesce::{Merged, merge},
     config::PushConfig,
     retry::{Attempt, Next, Policy},
     sender::Sender,
@@ -35,6 +36,12 @@ pub struct Worker {
     pub wake: Arc<Notify>,
 }
 
+/// A claimed hook with its message as it now stands.
+struct Live {
+    hook: DueHook,
+    ctx: HookContext,
+}
+
 impl Worker {
     fn policy(&self) -> Policy {
         Policy {
@@ -54,22 +61,51 @@ impl Worker {
 
     pub async fn run(self) {
         loop {
+            // A read first: an idle outbox costs no write (SQLite's write lock is the
+            // message writer's).
             let now = store::now();
-            match push_outbox::claim(&self.db, now, now + self.lease(), CLAIM).await {
-                Ok(hooks) if !hooks.is_empty() => {
-                    self.post_all(hooks).await;
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = ?e, "claiming push hooks failed"),
-            }
             let wait = match push_outbox::earliest_due(&self.db).await {
-                Ok(Some(at)) => (at - store::now()).to_std().unwrap_or(Duration::ZERO).min(POLL),
-                _ => POLL,
+                Ok(Some(at)) if at <= now => match self.claim_and_post(now).await {
+                    true => continue,
+                    false => POLL,
+                },
+                Ok(Some(at)) => (at - now).to_std().unwrap_or(Duration::ZERO).min(POLL),
+                Ok(None) => POLL,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "reading the push outbox failed");
+                    POLL
+                }
             };
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Claims what is due and posts it; false when nothing was claimed (another node
+    /// took it) or the claim failed.
+    async fn claim_and_post(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let lease_until = now + self.lease();
+        match push_outbox::claim(&self.db, now, lease_until, CLAIM).await {
+            Ok(mut hooks) if !hooks.is_empty() => {
+                if self.config.coalesce_window().is_some() {
+                    let mut users: Vec<i64> = hooks.iter().map(|h| h.user_id).collect();
+                    users.sort_unstable();
+                    users.dedup();
+                    match push_outbox::claim_pending_of(&self.db, &users, lease_until).await {
+                        Ok(more) => hooks.extend(more),
+                        // They go on their own when due.
+                        Err(e) => tracing::warn!(error = ?e, "claiming hooks to coalesce failed"),
+                    }
+                }
+                self.post_all(hooks).await;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = ?e, "claiming push hooks failed");
+                false
             }
         }
     }
@@ -84,25 +120,35 @@ impl Worker {
                 return;
             }
         };
-        let jobs = hooks.into_iter().map(|hook| {
-            let ctx = context.remove(&hook.id);
-            self.post_one(hook, ctx)
+        let mut live = Vec::with_capacity(hooks.len());
+        let mut obsolete = Vec::new();
+        for hook in hooks {
+            match context.remove(&hook.id) {
+                // Deleted since, or a device got it in the meantime: nobody needs a nudge.
+                Some(ctx) if ctx.deleted_at.is_none() && ctx.delivered_seq < hook.seq => {
+                    live.push(Live { hook, ctx })
+                }
+                _ => obsolete.push(hook.id),
+            }
+        }
+        if !obsolete.is_empty() {
+            counter!(monitoring::PUSH_DROPPED, "reason" => "obsolete").increment(obsolete.len() as u64);
+            self.forget(&obsolete).await;
+        }
+        let posts = merge(live, self.config.coalesce_window().is_some(), |l| {
+            (l.hook.id, l.hook.user_id, l.hook.message_id)
         });
-        stream::iter(jobs)
+        stream::iter(posts.into_iter().map(|post| self.post(post)))
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<()>>()
             .await;
     }
 
-    async fn post_one(&self, hook: DueHook, ctx: Option<HookContext>) {
-        // Deleted since, or a device got it in the meantime: nobody needs a nudge.
-        let ctx = match ctx {
-            Some(ctx) if ctx.deleted_at.is_none() && ctx.delivered_seq < hook.seq => ctx,
-            _ => {
-                counter!(monitoring::PUSH_DROPPED, "reason" => "obsolete").increment(1);
-                return self.forget(hook.id).await;
-            }
-        };
+    async fn post(&self, post: Merged<Live>) {
+        let Merged {
+            lead: Live { hook, ctx },
+            rows,
+        } = post;
         let body = render(
             &HookFacts {
                 delivery_id: hook.delivery_id.clone(),
@@ -114,6 +160,7 @@ impl Worker {
                 sender_id: ctx.sender_id,
                 sender_name: ctx.sender_name,
                 content: ctx.content,
+                count: rows.len(),
             },
             self.config.include,
         );
@@ -131,10 +178,10 @@ impl Worker {
         match next {
             Next::Done => {
                 counter!(monitoring::PUSH_SENT).increment(1);
-                self.forget(hook.id).await;
+                self.forget(&rows).await;
             }
             Next::RetryAt(at) => {
-                if let Err(e) = push_outbox::retry_at(&self.db, hook.id, at).await {
+                if let Err(e) = push_outbox::retry_at(&self.db, &rows, at).await {
                     tracing::warn!(error = ?e, "rescheduling a push hook failed (it returns when its lease ends)");
                 }
             }
@@ -146,15 +193,15 @@ impl Worker {
                     "push hook dropped"
                 );
                 counter!(monitoring::PUSH_DROPPED, "reason" => reason.label()).increment(1);
-                self.forget(hook.id).await;
+                self.forget(&rows).await;
             }
         }
     }
 
-    async fn forget(&self, id: i64) {
-        if let Err(e) = push_outbox::remove(&self.db, &[id]).await {
-            // Leased: it is posted again when the lease ends; the receiver drops the repeat.
-            tracing::warn!(error = ?e, "removing a push hook failed");
+    async fn forget(&self, rows: &[i64]) {
+        if let Err(e) = push_outbox::remove(&self.db, rows).await {
+            // Leased: posted again when the lease ends; the receiver drops the repeat.
+            tracing::warn!(error = ?e, "removing push hooks failed");
         }
     }
 }

@@ -96,10 +96,10 @@ pub async fn unmuted_members<C: ConnectionTrait>(
 /// Rows per INSERT: 6 values each, far below either database's parameter limit.
 const INSERT_CHUNK: usize = 500;
 
-/// Adds hooks due at `now`; a (message, user) already queued is left as it is.
-pub async fn enqueue(db: &DatabaseConnection, hooks: &[NewHook], now: DateTime<Utc>) -> anyhow::Result<()> {
+/// Adds hooks due at `due`; a (message, user) already queued is left as it is.
+pub async fn enqueue(db: &DatabaseConnection, hooks: &[NewHook], due: DateTime<Utc>) -> anyhow::Result<()> {
     for chunk in hooks.chunks(INSERT_CHUNK) {
-        let mut values: Vec<Value> = vec![now.into()];
+        let mut values: Vec<Value> = vec![due.into()];
         let mut rows = Vec::with_capacity(chunk.len());
         for h in chunk {
             let at = values.len() + 1;
@@ -164,6 +164,36 @@ pub async fn claim(
     Ok(claimed)
 }
 
+/// Coalescing: also claims the never-tried hooks of `users` that are not due yet (they
+/// go out with the due ones, as one post per user).
+pub async fn claim_pending_of(
+    db: &DatabaseConnection,
+    users: &[i64],
+    lease_until: DateTime<Utc>,
+) -> anyhow::Result<Vec<DueHook>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lock = match db.get_database_backend() {
+        DbBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+        _ => "",
+    };
+    let mut values: Vec<Value> = vec![lease_until.into()];
+    values.extend(users.iter().map(|u| Value::from(*u)));
+    let sql = format!(
+        "UPDATE push_outbox SET next_attempt_at = $1, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM push_outbox WHERE attempts = 0 AND user_id IN ({}){lock}) \
+         RETURNING id, delivery_id, user_id, conversation_id, message_id, seq, created_at, attempts",
+        placeholders(2, users.len())
+    );
+    let txn = super::begin_write(db).await?;
+    let claimed = DueHook::find_by_statement(stmt(&txn, &sql, values))
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(claimed)
+}
+
 /// The messages and recipients of claimed hooks, keyed by hook id.
 pub async fn context<C: ConnectionTrait>(db: &C, hooks: &[i64]) -> anyhow::Result<Vec<HookContext>> {
     if hooks.is_empty() {
@@ -200,14 +230,15 @@ pub async fn remove(db: &DatabaseConnection, hooks: &[i64]) -> anyhow::Result<()
     Ok(())
 }
 
-/// Schedules a hook's next attempt.
-pub async fn retry_at(db: &DatabaseConnection, hook: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
-    db.execute_raw(stmt(
-        db,
-        "UPDATE push_outbox SET next_attempt_at = $2 WHERE id = $1",
-        [hook.into(), at.into()],
-    ))
-    .await?;
+/// Schedules the next attempt of hooks (one post, several rows when coalesced).
+pub async fn retry_at(db: &DatabaseConnection, hooks: &[i64], at: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut values: Vec<Value> = vec![at.into()];
+    values.extend(hooks.iter().map(|h| Value::from(*h)));
+    let sql = format!(
+        "UPDATE push_outbox SET next_attempt_at = $1 WHERE id IN ({})",
+        placeholders(2, hooks.len())
+    );
+    db.execute_raw(stmt(db, &sql, values)).await?;
     Ok(())
 }
 

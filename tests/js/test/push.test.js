@@ -4,7 +4,8 @@
 // none, nor does one who muted the conversation (PUT /api/conversations/{id}/mute).
 // A failing receiver gets the same delivery again after a backoff (Retry-After
 // honoured); a hook unanswered after PUSH_MAX_ATTEMPTS is dropped and counted; hooks
-// still pending survive a restart. With two nodes over Redis, a device on node B
+// still pending survive a restart. With PUSH_COALESCE_MS, a burst for one offline user
+// goes as one hook (the newest message, and how many it stands for). With two nodes over Redis, a device on node B
 // suppresses the hook for a message sent on node A, and each hook is posted once.
 //
 // The receiver (lib/hooks.js) checks every hook's HMAC and timestamp. "No hook" is
@@ -98,8 +99,9 @@ describe("push hooks (PUSH_INCLUDE unset)", () => {
       assert.equal(hook.delivery, hook.body.delivery_id, "X-RC-Delivery is the body's delivery_id");
       assert.equal(hook.attempt, 1);
       assert.deepEqual(Object.keys(hook.body).sort(), [
-        "conversation_id", "created_at", "delivery_id", "event", "message_id", "seq", "user_id",
+        "conversation_id", "count", "created_at", "delivery_id", "event", "message_id", "seq", "user_id",
       ]);
+      assert.equal(hook.body.count, 1, "one hook per message unless PUSH_COALESCE_MS is set");
       assert.equal(hook.body.event, "message.new");
       assert.equal(hook.body.conversation_id, ack.conversation_id);
       assert.equal(hook.body.seq, ack.seq);
@@ -300,6 +302,34 @@ describe("push hooks with PUSH_INCLUDE=preview", () => {
     const cut = await receiver.forMessage(bob.id, long.message_id);
     assert.equal(cut.body.preview, `${"x".repeat(100)}…`, "a preview is at most 100 characters");
     await closeAll(aliceSocket);
+  });
+});
+
+describe("push hooks with PUSH_COALESCE_MS", () => {
+  let server;
+  let receiver;
+  before(async () => {
+    receiver = await startReceiver();
+    server = await startServer({ env: receiver.env({ ...BASE_ENV, PUSH_COALESCE_MS: "1500" }) });
+  });
+  after(async () => {
+    await server?.stop();
+    await receiver?.close();
+  });
+
+  test("a burst for one offline user goes as one hook for the newest message, with its count", async () => {
+    const [alice, bob, carol] = await server.registerMany("alice", "bob", "carol");
+    const [aliceSocket, carolSocket] = await Promise.all([connect(server, alice), connect(server, carol)]);
+    const acks = [];
+    for (const text of ["one", "two"]) acks.push(await say(aliceSocket, { to_user_id: bob.id }, text));
+    acks.push(await say(carolSocket, { to_user_id: bob.id }, "three, from carol"));
+    const hook = await receiver.nth((h) => h.body.user_id === bob.id, 0, { what: "bob's coalesced hook" });
+    assert.equal(hook.body.count, 3);
+    assert.equal(hook.body.message_id, acks[2].message_id, "the newest message leads");
+    assert.equal(hook.body.conversation_id, acks[2].conversation_id);
+    await settle(server, receiver, aliceSocket);
+    assert.equal(receiver.for(bob.id).length, 1, "one hook for the burst");
+    await closeAll(aliceSocket, carolSocket);
   });
 });
 
