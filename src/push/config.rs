@@ -16,7 +16,7 @@ pub enum Include {
     Preview,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PushConfig {
     pub url: url::Url,
     /// HMAC-SHA256 key for `X-RC-Signature`.
@@ -34,6 +34,23 @@ pub struct PushConfig {
     /// Zero: one hook per message. Otherwise a hook waits this long, and the hooks of
     /// one user due together go as one.
     pub coalesce: Duration,
+}
+
+/// Everything but the secret, which must never reach a log.
+impl std::fmt::Debug for PushConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushConfig")
+            .field("url", &self.url.as_str())
+            .field("secret", &"<redacted>")
+            .field("include", &self.include)
+            .field("max_attempts", &self.max_attempts)
+            .field("max_age", &self.max_age)
+            .field("retry_base", &self.retry_base)
+            .field("retry_max", &self.retry_max)
+            .field("timeout", &self.timeout)
+            .field("coalesce", &self.coalesce)
+            .finish()
+    }
 }
 
 const MIN_SECRET_BYTES: usize = 32;
