@@ -261,6 +261,24 @@ describe("push hooks (PUSH_INCLUDE unset)", () => {
     await closeAll(aliceSocket);
   });
 
+  test("a hook whose message was deleted before its retry is not posted again", async () => {
+    const [alice, bob] = await server.registerMany("alice", "bob");
+    plans.set(bob.id, () => 500);
+    const obsoleteBefore = await counter(server, "realtime_chat_push_hooks_dropped_total", { reason: "obsolete" });
+    const aliceSocket = await connect(server, alice);
+    const sent = await say(aliceSocket, { to_user_id: bob.id }, "oops");
+    await receiver.forMessage(bob.id, sent.message_id);
+    await rest(server, 200, alice, "DELETE", `/api/messages/${sent.message_id}`);
+    await eventually(
+      async () => (await counter(server, "realtime_chat_push_hooks_dropped_total", { reason: "obsolete" })) === obsoleteBefore + 1,
+      { what: "the deleted message's hook dropped as obsolete" },
+    );
+    await settle(server, receiver, aliceSocket);
+    // The retry may have been on its way as the deletion landed; never all three attempts.
+    assert.ok(receiver.for(bob.id).length < 3, `${receiver.for(bob.id).length} attempts`);
+    await closeAll(aliceSocket);
+  });
+
   test("a hook pending when the server stops is posted after it restarts, with its delivery id", async () => {
     const [alice, bob] = await server.registerMany("alice", "bob");
     let restarted = false;
