@@ -244,6 +244,21 @@ mod tests {
     }
 
     #[test]
+    fn a_lingering_user_has_no_device_for_push_hooks() {
+        let p = Presence::default();
+        let a = "a".to_string();
+        assert!(!p.has_device_anywhere(1), "never connected");
+        p.device_connected(1, &a);
+        assert!(p.has_device_anywhere(1));
+        p.device_disconnected(1, &a, Utc::now());
+        assert!(p.appears_online(1), "contacts still see them online");
+        assert!(
+            !p.has_device_anywhere(1),
+            "but no device would show a notification"
+        );
+    }
+
+    #[test]
     fn quick_reconnect_cancels_the_linger() {
         let p = Presence::default();
         let (a, b) = ("a".to_string(), "b".to_string());

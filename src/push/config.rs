@@ -16,6 +16,7 @@ pub enum Include {
     Preview,
 }
 
+/// Push hook settings, validated.
 #[derive(Clone)]
 pub struct PushConfig {
     pub url: url::Url,

@@ -29,6 +29,7 @@ const IN_FLIGHT: usize = 16;
 /// out are noticed within it (this node's own sends wake the worker at once).
 const POLL: Duration = Duration::from_secs(1);
 
+/// One node's outbox worker (every node runs one; claims keep them apart).
 pub struct Worker {
     pub db: DatabaseConnection,
     pub config: Arc<PushConfig>,

@@ -4,11 +4,13 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
 use super::{config::PushConfig, retry::Attempt, signature::sign};
 
+/// The headers every hook carries (see docs/PROTOCOL.md, "Push hooks").
 pub const SIGNATURE_HEADER: &str = "X-RC-Signature";
 pub const TIMESTAMP_HEADER: &str = "X-RC-Timestamp";
 pub const DELIVERY_HEADER: &str = "X-RC-Delivery";
 pub const ATTEMPT_HEADER: &str = "X-RC-Attempt";
 
+/// The HTTP client that posts hooks to `PUSH_WEBHOOK_URL`.
 pub struct Sender {
     client: reqwest::Client,
     url: url::Url,
