@@ -132,20 +132,23 @@ impl Worker {
                 _ => obsolete.push(hook.id),
             }
         }
-        if !obsolete.is_empty() {
-            counter!(monitoring::PUSH_DROPPED, "reason" => "obsolete").increment(obsolete.len() as u64);
-            self.forget(&obsolete).await;
-        }
+        counter!(monitoring::PUSH_DROPPED, "reason" => "obsolete").increment(obsolete.len() as u64);
         let posts = merge(live, self.config.coalesce_window().is_some(), |l| {
             (l.hook.id, l.hook.user_id, l.hook.message_id)
         });
-        stream::iter(posts.into_iter().map(|post| self.post(post)))
+        // The rows that are done (answered, given up, obsolete) leave in one statement
+        // per claim: one write per hook would contend with the message writer.
+        let mut done = obsolete;
+        let finished = stream::iter(posts.into_iter().map(|post| self.post(post)))
             .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<()>>()
+            .collect::<Vec<Option<Vec<i64>>>>()
             .await;
+        done.extend(finished.into_iter().flatten().flatten());
+        self.forget(&done).await;
     }
 
-    async fn post(&self, post: Merged<Live>) {
+    /// Posts one hook and schedules its retry; returns its rows when they are done with.
+    async fn post(&self, post: Merged<Live>) -> Option<Vec<i64>> {
         let Merged {
             lead: Live { hook, ctx },
             rows,
@@ -179,12 +182,13 @@ impl Worker {
         match next {
             Next::Done => {
                 counter!(monitoring::PUSH_SENT).increment(1);
-                self.forget(&rows).await;
+                Some(rows)
             }
             Next::RetryAt(at) => {
                 if let Err(e) = push_outbox::retry_at(&self.db, &rows, at).await {
                     tracing::warn!(error = ?e, "rescheduling a push hook failed (it returns when its lease ends)");
                 }
+                None
             }
             Next::Drop(reason) => {
                 tracing::warn!(
@@ -194,12 +198,15 @@ impl Worker {
                     "push hook dropped"
                 );
                 counter!(monitoring::PUSH_DROPPED, "reason" => reason.label()).increment(1);
-                self.forget(&rows).await;
+                Some(rows)
             }
         }
     }
 
     async fn forget(&self, rows: &[i64]) {
+        if rows.is_empty() {
+            return;
+        }
         if let Err(e) = push_outbox::remove(&self.db, rows).await {
             // Leased: posted again when the lease ends; the receiver drops the repeat.
             tracing::warn!(error = ?e, "removing push hooks failed");
