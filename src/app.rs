@@ -37,7 +37,8 @@ use crate::{
 
 /// Largest REST request body.
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Socket.IO packets may carry a message of `max_message_bytes` plus its envelope.
+/// Socket.IO packets may carry a message of `max_message_bytes` (or an encrypted one of
+/// `max_encrypted_bytes`) plus its packet envelope.
 const PACKET_OVERHEAD: u64 = 4 * 1024;
 /// A connect storm (every client of a dead node reconnecting) must not overflow the
 /// accept queue; tokio's default backlog of 128 does.
@@ -176,11 +177,15 @@ pub async fn build(
         // Which messages each connection was handed, for its client's reconnect.
         .with_state(Arc::new(socket::proof::Recovery::default()))
         .with_state(sends.clone())
-        .max_payload(config.max_message_bytes as u64 + PACKET_OVERHEAD)
+        .max_payload(config.max_message_bytes.max(config.max_encrypted_bytes) as u64 + PACKET_OVERHEAD)
         // The defaults accept 64 MiB messages and 16 MiB frames, read whole before any
         // check, even from a socket that never authenticates: nothing we accept is near that.
-        .ws_max_message_size(config.max_message_bytes + PACKET_OVERHEAD as usize)
-        .ws_max_frame_size(config.max_message_bytes + PACKET_OVERHEAD as usize)
+        .ws_max_message_size(
+            config.max_message_bytes.max(config.max_encrypted_bytes) + PACKET_OVERHEAD as usize,
+        )
+        .ws_max_frame_size(
+            config.max_message_bytes.max(config.max_encrypted_bytes) + PACKET_OVERHEAD as usize,
+        )
         // The protocol has no binary attachments; a packet announcing one closes the socket.
         .with_parser(
             ParserConfig::common()

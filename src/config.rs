@@ -47,6 +47,11 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// How long after sending its sender may edit a message (zero: never).
     pub edit_window: Duration,
+    /// Upper bound for an encrypted message's envelope bodies together, in bytes of base64.
+    pub max_encrypted_bytes: usize,
+    /// A device left with fewer unclaimed one-time prekeys than this hears `prekeys_low`
+    /// (zero: never).
+    pub prekey_low_watermark: u64,
     /// How long a user with no device still looks online (a quick reconnect does not flap).
     pub presence_grace: Duration,
     /// At most one `typing: true` per user and conversation is forwarded per this interval.
@@ -227,6 +232,14 @@ impl Config {
         if edit_window_secs > 10 * 365 * 24 * 3600 {
             return Err(bad("EDIT_WINDOW_SECS", "must be at most 315360000 (ten years)"));
         }
+        let max_encrypted_bytes: usize = parse("MAX_ENCRYPTED_BYTES", 64 * 1024)?;
+        if !(1..=1024 * 1024).contains(&max_encrypted_bytes) {
+            return Err(bad("MAX_ENCRYPTED_BYTES", "must be between 1 and 1048576"));
+        }
+        let prekey_low_watermark: u64 = parse("PREKEY_LOW_WATERMARK", 10)?;
+        if prekey_low_watermark > crate::domain::e2e::keys::MAX_PREKEYS_HELD {
+            return Err(bad("PREKEY_LOW_WATERMARK", "must be at most 1000"));
+        }
         Ok(Config {
             rate_sends_per_sec: parse("RATE_SENDS_PER_SEC", 20)?,
             rate_sends_burst: parse("RATE_SENDS_BURST", 100)?,
@@ -269,6 +282,8 @@ impl Config {
             cors_origins,
             max_message_bytes,
             edit_window: Duration::from_secs(edit_window_secs),
+            max_encrypted_bytes,
+            prekey_low_watermark,
             push: crate::push::config::PushConfig::from_env(var)?,
         })
     }

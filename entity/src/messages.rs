@@ -23,6 +23,12 @@ pub struct Model {
     pub deleted_at: Option<DateTimeUtc>,
     /// The message of the same conversation this one replies to.
     pub reply_to_id: Option<i64>,
+    /// End-to-end encrypted: `content` is empty and `envelopes` holds the ciphertexts.
+    pub encrypted: bool,
+    /// One opaque ciphertext per recipient device, as a JSON array; None once deleted.
+    pub envelopes: Option<String>,
+    /// The key-directory device an encrypted message was sent from.
+    pub sender_device_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

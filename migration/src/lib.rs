@@ -9,6 +9,8 @@ mod m20261125_000004_token_revocation;
 mod m20261125_000005_privacy;
 mod m20261207_000001_message_lifecycle;
 mod m20261208_000003_push_hooks;
+mod m20261208_000004_e2e_keys;
+mod m20261208_000005_unread_skips_deleted;
 
 pub struct Migrator;
 
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_token_revocation::Migration),
             Box::new(m20261125_000005_privacy::Migration),
             Box::new(m20261207_000001_message_lifecycle::Migration),
+            Box::new(m20261208_000005_unread_skips_deleted::Migration),
+            Box::new(m20261208_000004_e2e_keys::Migration),
             Box::new(m20261208_000003_push_hooks::Migration),
         ]
     }

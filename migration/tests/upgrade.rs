@@ -43,7 +43,46 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
         exec(db, sql).await.expect("seed the old schema");
     }
 
+    // Up to the recount of unread counts, then a group with a deleted message in it.
+    let recount = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261208_000005_unread_skips_deleted")
+        .expect("the recount migration is registered");
+    Migrator::up(db, Some(recount as u32 - 1))
+        .await
+        .expect("migrations before the recount");
+    for sql in [
+        "INSERT INTO conversations (id, kind, name, created_by, created_at, updated_at, last_seq) VALUES \
+           (4, 'group', 'before', 1, '2026-12-07T10:00:00Z', '2026-12-07T10:00:00Z', 3)",
+        "INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES \
+           (4, 1, 'owner', '2026-12-07T10:00:00Z'), (4, 3, 'member', '2026-12-07T10:00:00Z')",
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at, created_at, deleted_at) VALUES \
+           (101, 4, 1, 3, '', '2026-12-07T10:01:00Z', '2026-12-07T10:01:00Z', '2026-12-07T10:02:00Z'), \
+           (102, 4, 2, 3, 'kept', '2026-12-07T10:01:00Z', '2026-12-07T10:01:00Z', NULL), \
+           (103, 4, 3, 1, '', '2026-12-07T10:01:00Z', '2026-12-07T10:01:00Z', '2026-12-07T10:02:00Z')",
+    ] {
+        exec(db, sql).await.expect("seed a group with deleted messages");
+    }
     Migrator::up(db, None).await.expect("later migrations");
+    assert_eq!(
+        one_row(
+            db,
+            "SELECT CAST(SUM(CASE WHEN user_id = 1 THEN sent_since_read ELSE 0 END) AS BIGINT), \
+               CAST(SUM(CASE WHEN user_id = 3 THEN sent_since_read ELSE 0 END) AS TEXT) \
+             FROM conversation_members WHERE conversation_id = 4"
+        )
+        .await,
+        (2, "3".to_owned()),
+        "deleted messages after the read position no longer count as unread: \
+         Alice's unread is 3 - 0 - 2 (only 'kept'), the writer's 3 - 0 - 3"
+    );
+    for sql in [
+        "DELETE FROM messages WHERE conversation_id = 4",
+        "DELETE FROM conversation_members WHERE conversation_id = 4",
+        "DELETE FROM conversations WHERE id = 4",
+    ] {
+        exec(db, sql).await.expect("remove the group again");
+    }
 
     assert_eq!(
         one_row(

@@ -48,6 +48,16 @@ pub enum DomainError {
     /// The message was deleted for everyone: it can no longer be edited or reacted to.
     #[error("the message was deleted")]
     MessageDeleted,
+    /// The caller's device has published no keys.
+    #[error("no keys are published for this device")]
+    DeviceNotFound,
+    /// A device would hold more unclaimed one-time prekeys than allowed.
+    #[error("a device holds at most {0} unclaimed one-time prekeys")]
+    TooManyPrekeys(u64),
+    /// Encrypted messages cannot be edited (the server cannot check the new ciphertexts
+    /// say the same thing to everyone): delete and send again.
+    #[error("an encrypted message cannot be edited: delete it and send a new one")]
+    EncryptedEdit,
     /// A block stands between sender and recipient (either way).
     #[error("messages between you and this user are blocked")]
     Blocked,
@@ -111,6 +121,9 @@ impl DomainError {
             DomainError::MessageDeleted => "message_deleted",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Blocked => "blocked",
+            DomainError::DeviceNotFound => "device_not_found",
+            DomainError::TooManyPrekeys(_) => "too_many_prekeys",
+            DomainError::EncryptedEdit => "encrypted_message",
             DomainError::InvalidGroup(_) => "invalid_group",
             DomainError::TooManyMembers(_) => "too_many_members",
             DomainError::RateLimited { .. } => "rate_limited",

@@ -2,6 +2,7 @@
 pub mod accounts;
 pub mod contacts;
 pub mod conversations;
+pub mod e2e;
 pub mod error;
 pub mod groups;
 pub mod hashing;

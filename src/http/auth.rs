@@ -101,6 +101,13 @@ pub struct Done {
     success: bool,
 }
 
+impl Done {
+    /// `{ success: true }`.
+    pub fn yes() -> Done {
+        Done { success: true }
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/api/auth/logout",

@@ -67,13 +67,16 @@ impl ApiError {
                 DomainError::UserNotFound
                 | DomainError::UnknownRecipient
                 | DomainError::ConversationNotFound
-                | DomainError::MessageNotFound => StatusCode::NOT_FOUND,
+                | DomainError::MessageNotFound
+                | DomainError::DeviceNotFound => StatusCode::NOT_FOUND,
                 DomainError::Forbidden(_)
                 | DomainError::Blocked
                 | DomainError::NotYourMessage(_)
                 | DomainError::EditWindowExpired
                 | DomainError::NotMember => StatusCode::FORBIDDEN,
-                DomainError::MessageDeleted => StatusCode::CONFLICT,
+                DomainError::MessageDeleted | DomainError::TooManyPrekeys(_) | DomainError::EncryptedEdit => {
+                    StatusCode::CONFLICT
+                }
                 DomainError::InvalidGroup(_) | DomainError::TooManyMembers(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }

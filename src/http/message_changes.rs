@@ -134,7 +134,7 @@ fn unexpected() -> ApiError {
         crate::http::openapi::Unauthenticated,
         (status = 403, description = "not the caller's message, the edit window has passed, the caller left the conversation, or a block stands in the direct chat", body = crate::http::openapi::ErrorBody),
         crate::http::openapi::NotFound,
-        (status = 409, description = "the message was deleted", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "the message was deleted, or is end-to-end encrypted (not editable)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "blank content", body = crate::http::openapi::ErrorBody),
     )
 )]
@@ -275,6 +275,13 @@ pub struct ChangedItem {
     reply_to: Option<ReplyQuote>,
     reactions: Vec<ReactionCount>,
     my_reaction: Option<String>,
+    /// End-to-end encrypted: `content` is empty and `envelopes` holds one ciphertext
+    /// per device (null once deleted, and for messages that are not encrypted).
+    encrypted: bool,
+    #[schema(value_type = Option<Vec<crate::http::keys::Envelope>>)]
+    envelopes: Option<Box<serde_json::value::RawValue>>,
+    /// The device an encrypted message was sent from (null otherwise).
+    sender_device_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -327,6 +334,9 @@ pub async fn changes(
                 reply_to: quote(&m),
                 reactions: counts(c),
                 my_reaction: mine,
+                encrypted: m.encrypted,
+                envelopes: crate::socket::events::envelopes(m.envelopes.as_deref()),
+                sender_device_id: m.sender_device_id,
                 content: m.content,
             }
         })

@@ -54,6 +54,13 @@ struct MessageItem {
     reactions: Vec<ReactionCount>,
     /// The caller's own reaction.
     my_reaction: Option<String>,
+    /// End-to-end encrypted: `content` is empty and `envelopes` holds one ciphertext
+    /// per device (null once deleted, and for messages that are not encrypted).
+    encrypted: bool,
+    #[schema(value_type = Option<Vec<crate::http::keys::Envelope>>)]
+    envelopes: Option<Box<serde_json::value::RawValue>>,
+    /// The device an encrypted message was sent from (null otherwise).
+    sender_device_id: Option<i64>,
 }
 
 impl MessageItem {
@@ -73,6 +80,9 @@ impl MessageItem {
             deleted: m.deleted_at.is_some(),
             reactions: message_changes::counts(reactions.counts),
             my_reaction: reactions.mine,
+            encrypted: m.encrypted,
+            envelopes: crate::socket::events::envelopes(m.envelopes.as_deref()),
+            sender_device_id: m.sender_device_id,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod groups;
 mod health;
+mod keys;
 mod message_changes;
 mod messages;
 mod mutes;
@@ -58,5 +59,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/groups/{id}/leave", post(groups::leave))
         .route("/api/messages/{id}/receipts", get(messages::receipts))
+        .route(
+            "/api/keys/devices/{device_id}",
+            put(keys::publish).get(keys::status).delete(keys::remove),
+        )
+        .route("/api/keys/devices/{device_id}/prekeys", post(keys::add_prekeys))
+        .route("/api/users/{user_id}/keys", get(keys::bundles))
         .merge(openapi::routes())
 }

@@ -16,7 +16,9 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, blocks, conversations, groups, health, message_changes, messages, mutes, presence, users};
+use super::{
+    auth, blocks, conversations, groups, health, keys, message_changes, messages, mutes, presence, users,
+};
 use crate::{state::AppState, wire::Iso};
 
 /// Where the document is served.
@@ -63,6 +65,11 @@ pub const BEARER: &str = "bearer";
         groups::remove_member,
         groups::set_role,
         groups::leave,
+        keys::publish,
+        keys::status,
+        keys::remove,
+        keys::add_prekeys,
+        keys::bundles,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme),
@@ -75,6 +82,7 @@ pub const BEARER: &str = "bearer";
         (name = "presence", description = "Who is online"),
         (name = "blocks", description = "Blocked users"),
         (name = "groups", description = "Group conversations"),
+        (name = "keys", description = "End-to-end encryption: the public key directory"),
     )
 )]
 pub struct ApiDoc;

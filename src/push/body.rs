@@ -23,6 +23,8 @@ pub struct HookFacts {
     pub sender_id: i64,
     pub sender_name: String,
     pub content: String,
+    /// End-to-end encrypted: never a preview (its content is not the server's to read).
+    pub encrypted: bool,
     /// Messages this hook stands for (more than 1 when coalesced).
     pub count: usize,
 }
@@ -64,7 +66,7 @@ pub fn render(facts: &HookFacts, include: Include) -> Vec<u8> {
             id: facts.sender_id,
             display_name: &facts.sender_name,
         }),
-        preview: (include >= Include::Preview).then(|| preview(&facts.content)),
+        preview: (include >= Include::Preview && !facts.encrypted).then(|| preview(&facts.content)),
     };
     serde_json::to_vec(&body).expect("a hook body always serialises")
 }
@@ -93,6 +95,7 @@ mod tests {
             sender_name: "alice".into(),
             content: content.into(),
             count: 1,
+            encrypted: false,
         }
     }
 
@@ -124,6 +127,18 @@ mod tests {
         let preview = json(Include::Preview, "secret words");
         assert_eq!(preview["sender"]["id"], 1);
         assert_eq!(preview["preview"], "secret words");
+    }
+
+    #[test]
+    fn an_encrypted_message_has_no_preview() {
+        let mut f = facts("");
+        f.encrypted = true;
+        let body: serde_json::Value = serde_json::from_slice(&render(&f, Include::Preview)).unwrap();
+        assert!(body.get("preview").is_none());
+        assert_eq!(
+            body["sender"]["id"], 1,
+            "the sender is still the operator's to show"
+        );
     }
 
     #[test]

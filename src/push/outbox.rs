@@ -164,6 +164,7 @@ impl Worker {
                 sender_id: ctx.sender_id,
                 sender_name: ctx.sender_name,
                 content: ctx.content,
+                encrypted: ctx.encrypted,
                 count: rows.len(),
             },
             self.config.include,

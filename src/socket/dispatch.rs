@@ -16,6 +16,7 @@ use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
 use super::{
+    e2e,
     events::{
         self, ConversationRead, GroupEventOut, MessageDelivered, MessageRead, NewMessage, UserOffline,
         UserOnline, conversation_room, device_room, is_conversation_room, iso, user_room,
@@ -157,6 +158,11 @@ async fn announce(io: &SocketIo, state: &AppState, relay: &Relay, recent: &mut R
             relay.publish(Relayed::EndSessions { user_id, jti });
         }
         Outcome::Changed(change) => lifecycle::announce(io, change).await,
+        Outcome::PrekeysLow {
+            user_id,
+            device_id,
+            remaining,
+        } => e2e::announce_prekeys_low(io, user_id, device_id, remaining).await,
         Outcome::Flushed(done) => {
             relay.flush().await;
             let _ = done.send(());
@@ -351,6 +357,9 @@ fn new_message(msg: &StoredMessage) -> Option<Box<RawValue>> {
         reply_to: msg.reply_to.clone().map(Into::into),
         edited_at: None,
         deleted: false,
+        encrypted: msg.envelopes.is_some(),
+        envelopes: events::envelopes(msg.envelopes.as_deref()),
+        sender_device_id: msg.sender_device_id,
     };
     let raw = serde_json::value::to_raw_value(&payload);
     if raw.is_err() {
@@ -515,6 +524,9 @@ async fn hand_over(
             reply_to: m.quote().map(Into::into),
             edited_at: m.edited_at.map(iso),
             deleted: m.deleted_at.is_some(),
+            encrypted: m.encrypted,
+            envelopes: events::envelopes(m.envelopes.as_deref()),
+            sender_device_id: m.sender_device_id,
         };
         let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
             tracing::error!(message_id = m.id, "queued message could not be serialised");

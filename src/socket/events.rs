@@ -1,6 +1,7 @@
 //! Every Socket.IO event name and payload, in one place. `docs/PROTOCOL.md` mirrors this file.
 pub use crate::wire::iso;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 // Client → server.
 pub const SEND_MESSAGE: &str = "send_message";
@@ -35,6 +36,8 @@ pub const GROUP_UPDATED: &str = "group_updated";
 pub const MESSAGE_EDITED: &str = "message_edited";
 pub const MESSAGE_DELETED: &str = "message_deleted";
 pub const REACTION_CHANGED: &str = "reaction_changed";
+/// A device of the user runs low on one-time prekeys (end-to-end encryption).
+pub const PREKEYS_LOW: &str = "prekeys_low";
 
 /// The room holding every device of one user.
 pub fn user_room(user_id: i64) -> String {
@@ -97,11 +100,41 @@ fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 pub struct SendMessage {
     pub to_user_id: Option<IdField>,
     pub conversation_id: Option<IdField>,
-    pub content: String,
+    /// The text; absent for an end-to-end encrypted message.
+    pub content: Option<String>,
+    /// End-to-end encrypted instead of `content`: `{ envelopes: [...] }`, read into
+    /// [`EncryptedIn`] by the handler so a malformed one is refused in its own words.
+    pub encrypted: Option<serde_json::Value>,
     /// Optional idempotency key: a retry with the same key stores nothing new.
     pub client_msg_id: Option<String>,
     /// The message (of the same conversation) this one replies to.
     pub reply_to: Option<IdField>,
+}
+
+/// `send_message`'s `encrypted`: one ciphertext per recipient device.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptedIn {
+    /// The sending device (its key-directory id): recipients decrypt with their session
+    /// with it.
+    pub sender_device_id: i64,
+    pub envelopes: Vec<EnvelopeIn>,
+}
+
+/// One recipient device's ciphertext: `type` is the Signal message type, `body` base64.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeIn {
+    pub user_id: IdField,
+    pub device_id: i64,
+    #[serde(rename = "type")]
+    pub kind: i64,
+    pub body: String,
+}
+
+/// A stored envelope list (a JSON array) as it goes on the wire, unparsed.
+pub fn envelopes(stored: Option<&str>) -> Option<Box<RawValue>> {
+    stored.and_then(|s| RawValue::from_string(s.to_owned()).ok())
 }
 
 /// An id given as a number or a numeric string.
@@ -220,6 +253,15 @@ pub struct ChangedMessage {
     pub reactions: Vec<ReactionCount>,
     /// The caller's own reaction.
     pub my_reaction: Option<String>,
+    /// End-to-end encrypted: `content` is empty, `envelopes` (absent once deleted) holds
+    /// one ciphertext per device.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envelopes: Option<Box<RawValue>>,
+    /// The device an encrypted message was sent from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_device_id: Option<i64>,
 }
 
 /// A short quote of the message replied to: its sender and the start of its text
@@ -256,6 +298,14 @@ pub struct DeleteMessageIn {
 pub struct ReactIn {
     pub message_id: IdField,
     pub emoji: Option<String>,
+}
+
+/// `prekeys_low`, to every device of the user: their device `device_id` has only
+/// `remaining` one-time prekeys left; it should publish more.
+#[derive(Debug, Serialize)]
+pub struct PrekeysLow {
+    pub device_id: i64,
+    pub remaining: i64,
 }
 
 /// `message_edited`, to the members' devices (and `edit_message`'s acknowledgement).
@@ -320,6 +370,13 @@ pub struct SyncedMessage {
     /// Present (true) for a tombstone, whose content is empty.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envelopes: Option<Box<RawValue>>,
+    /// The device an encrypted message was sent from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_device_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -355,6 +412,15 @@ pub struct NewMessage<'a> {
     /// Present (true) for a tombstone, whose content is empty.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Present (true) for an end-to-end encrypted message: `content` is empty and
+    /// `envelopes` holds one ciphertext per device (each device picks its own).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envelopes: Option<Box<RawValue>>,
+    /// The device an encrypted message was sent from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_device_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use socketioxide::extract::{State, TryData};
 
 use super::{
-    events::{MessageSent, SendMessage, iso},
+    events::{EncryptedIn, MessageSent, SendMessage, iso},
     reply::reply_error,
     session::Arrival,
     shutdown::SendsInFlight,
@@ -13,6 +13,7 @@ use super::{
 use crate::{
     domain::{
         DomainError,
+        e2e::envelopes::{Envelope, Envelopes},
         messaging::{SendRequest, SendTarget, StoredMessage},
         types::{ClientMsgId, Content},
     },
@@ -41,6 +42,7 @@ pub async fn send_message(
                 s.id.to_string(),
                 payload,
                 state.config.max_message_bytes,
+                state.config.max_encrypted_bytes,
             )
         }) {
             Ok(req) => state.messaging.send(req).await,
@@ -74,10 +76,13 @@ fn parse(
     device: String,
     payload: Result<SendMessage, socketioxide::ParserError>,
     max_bytes: usize,
+    max_encrypted_bytes: usize,
 ) -> Result<SendRequest, DomainError> {
     let payload = payload.map_err(|_| {
         DomainError::InvalidInput(
-            "send_message needs to_user_id (a user id) or conversation_id, and content (a string)".into(),
+            "send_message needs to_user_id (a user id) or conversation_id, and content (a string) \
+             or encrypted (an object)"
+                .into(),
         )
     })?;
     let target = match (&payload.to_user_id, &payload.conversation_id) {
@@ -95,7 +100,6 @@ fn parse(
             ));
         }
     };
-    let content = Content::parse(payload.content, max_bytes)?;
     let client_msg_id = payload
         .client_msg_id
         .as_deref()
@@ -108,7 +112,58 @@ fn parse(
                 .ok_or_else(|| DomainError::InvalidInput("reply_to must be a message id".into()))?,
         ),
     };
-    SendRequest::new(sender, device, target, content, client_msg_id)?.replying_to(reply_to)
+    let request = match (payload.content, payload.encrypted) {
+        (Some(content), None) => SendRequest::new(
+            sender,
+            device,
+            target,
+            Content::parse(content, max_bytes)?,
+            client_msg_id,
+        )?,
+        (None, Some(encrypted)) => SendRequest::new_encrypted(
+            sender,
+            device,
+            target,
+            envelopes(encrypted, max_encrypted_bytes)?,
+            client_msg_id,
+        )?,
+        (Some(_), Some(_)) => {
+            return Err(DomainError::InvalidInput(
+                "an encrypted message carries no content: its text is in its envelopes".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(DomainError::InvalidInput(
+                "send_message needs content (a string) or encrypted (an object)".into(),
+            ));
+        }
+    };
+    request.replying_to(reply_to)
+}
+
+/// `encrypted: { envelopes: [{ user_id, device_id, type, body }] }`, checked.
+fn envelopes(raw: serde_json::Value, max_bytes: usize) -> Result<Envelopes, DomainError> {
+    let parsed: EncryptedIn = serde_json::from_value(raw).map_err(|e| {
+        DomainError::InvalidInput(format!(
+            "encrypted must be {{ sender_device_id, envelopes: [{{ user_id, device_id, type, body }}] }}: {e}"
+        ))
+    })?;
+    let list = parsed
+        .envelopes
+        .into_iter()
+        .map(|e| {
+            let user_id = e.user_id.parse().ok_or_else(|| {
+                DomainError::InvalidInput("each envelope's user_id must be a user id".into())
+            })?;
+            Ok(Envelope {
+                user_id,
+                device_id: e.device_id,
+                kind: e.kind,
+                body: e.body,
+            })
+        })
+        .collect::<Result<Vec<_>, DomainError>>()?;
+    Envelopes::parse(parsed.sender_device_id, list, max_bytes)
 }
 
 pub fn sent_payload(m: &StoredMessage) -> MessageSent {

@@ -1,6 +1,7 @@
 //! The Socket.IO transport: thin handlers over the domain, one module per event family.
 pub mod connect;
 pub mod dispatch;
+pub mod e2e;
 pub mod events;
 pub mod expiry;
 pub mod handshake;

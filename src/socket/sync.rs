@@ -6,7 +6,9 @@ use std::sync::Arc;
 use socketioxide::extract::{State, TryData};
 
 use super::{
-    events::{ChangedMessage, SyncAck, SyncChangesAck, SyncIn, SyncedMessage, iso, reaction_counts},
+    events::{
+        ChangedMessage, SyncAck, SyncChangesAck, SyncIn, SyncedMessage, envelopes, iso, reaction_counts,
+    },
     proof::{Handed, HandedMessage},
     reply::{invalid, reply_error},
     session::Session,
@@ -75,7 +77,9 @@ pub async fn sync(
                             conversation_id: m.conversation_id,
                             covers: 0,
                             sent_at: m.sent_at,
-                            bytes: m.content.len() + SYNCED_ENVELOPE_BYTES,
+                            bytes: m.content.len()
+                                + m.envelopes.as_ref().map_or(0, String::len)
+                                + SYNCED_ENVELOPE_BYTES,
                         },
                     )
                 })
@@ -94,6 +98,9 @@ pub async fn sync(
                     reply_to: m.quote().map(Into::into),
                     edited_at: m.edited_at.map(iso),
                     deleted: m.deleted_at.is_some(),
+                    encrypted: m.encrypted,
+                    envelopes: envelopes(m.envelopes.as_deref()),
+                    sender_device_id: m.sender_device_id,
                 })
                 .collect();
             if ack.send(&SyncAck { messages, has_more }).is_err() {
@@ -141,6 +148,9 @@ async fn sync_changes(state: &AppState, user: i64, since: &[(i64, i64)]) -> Doma
                 reply_to: m.quote().map(Into::into),
                 reactions: reaction_counts(reactions.counts),
                 my_reaction: reactions.mine,
+                encrypted: m.encrypted,
+                envelopes: envelopes(m.envelopes.as_deref()),
+                sender_device_id: m.sender_device_id,
                 content: m.content,
             }
         })

@@ -60,7 +60,8 @@ impl FromQueryResult for ConversationSummary {
 
 /// The preview of the last message lives on the conversation row (kept by the writer),
 /// so the list touches no messages: members, conversations and the other users only.
-/// Unread is everything after the read position except the member's own messages.
+/// Unread is everything after the read position except the member's own messages and
+/// deleted ones (both counted in `sent_since_read`).
 /// The blocks between the user and anyone are one small set, read once per statement
 /// (PostgreSQL hashes the subquery, SQLite builds an index of it).
 const LIST_COLUMNS: &str = "\

@@ -51,6 +51,11 @@ pub struct HistoryMessage {
     pub reply_sender_id: Option<i64>,
     pub reply_content: Option<String>,
     pub reply_deleted_at: Option<DateTime<Utc>>,
+    /// End-to-end encrypted (content empty): `envelopes` holds its ciphertexts, a JSON
+    /// array, until it is deleted.
+    pub encrypted: bool,
+    pub envelopes: Option<String>,
+    pub sender_device_id: Option<i64>,
 }
 
 impl HistoryMessage {
@@ -69,7 +74,8 @@ impl HistoryMessage {
 /// The columns of [`HistoryMessage`], read from [`HISTORY_FROM`].
 pub(crate) const HISTORY_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender_id, m.content, m.sent_at, \
     m.delivered_at, m.read_at, m.version, m.edited_at, m.deleted_at, m.reply_to_id, \
-    r.sender_id AS reply_sender_id, r.content AS reply_content, r.deleted_at AS reply_deleted_at";
+    r.sender_id AS reply_sender_id, r.content AS reply_content, r.deleted_at AS reply_deleted_at, \
+    m.encrypted, m.envelopes, m.sender_device_id";
 
 /// Messages `m`, each with the message it replies to (`r`).
 pub(crate) const HISTORY_FROM: &str = "messages m LEFT JOIN messages r ON r.id = m.reply_to_id";
@@ -223,7 +229,7 @@ pub async fn mark_read(
     let marked = Count::find_by_statement(stmt(
         &txn,
         "SELECT COUNT(*) AS n FROM messages \
-         WHERE conversation_id = $1 AND sender_id <> $2 AND seq > $3 AND seq <= $4",
+         WHERE conversation_id = $1 AND sender_id <> $2 AND seq > $3 AND seq <= $4 AND deleted_at IS NULL",
         range.clone(),
     ))
     .one(&txn)
@@ -239,7 +245,8 @@ pub async fn mark_read(
     txn.execute_raw(stmt(
         &txn,
         "UPDATE conversation_members SET sent_since_read = \
-           (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = $1 AND m.sender_id = $2 AND m.seq > $3) \
+           (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = $1 AND m.seq > $3 \
+              AND (m.sender_id = $2 OR m.deleted_at IS NOT NULL)) \
          WHERE conversation_id = $1 AND user_id = $2",
         [conversation.into(), reader.into(), target.into()],
     ))

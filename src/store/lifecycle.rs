@@ -33,6 +33,8 @@ pub struct Target {
     pub role: Option<String>,
     /// Whether the caller was a member and left (or was removed).
     pub left: bool,
+    /// End-to-end encrypted (its text is in envelopes the server cannot rewrite).
+    pub encrypted: bool,
 }
 
 /// An open change transaction holding the conversation's counter.
@@ -60,6 +62,7 @@ struct TargetRow {
     deleted_at: Option<DateTime<Utc>>,
     role: Option<String>,
     left_at: Option<DateTime<Utc>>,
+    encrypted: bool,
 }
 
 /// Opens a change of message `message_id` by `user`; None if there is no such message.
@@ -80,7 +83,7 @@ pub async fn lock(db: &DatabaseConnection, message_id: i64, user: i64) -> anyhow
     };
     let Some(row) = TargetRow::find_by_statement(stmt(
         &txn,
-        "SELECT m.version, m.sender_id, m.sent_at, m.deleted_at, cm.role, cm.left_at FROM messages m \
+        "SELECT m.version, m.sender_id, m.sent_at, m.deleted_at, cm.role, cm.left_at, m.encrypted FROM messages m \
          LEFT JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = $2 \
          WHERE m.id = $1",
         [message_id.into(), user.into()],
@@ -107,6 +110,7 @@ pub async fn lock(db: &DatabaseConnection, message_id: i64, user: i64) -> anyhow
             version: row.version,
             left: row.role.is_some() && row.left_at.is_some(),
             role: if member { row.role } else { None },
+            encrypted: row.encrypted,
         },
         version: bumped.version,
     }))
@@ -138,13 +142,14 @@ impl Locked {
         Ok(self.txn.commit().await?)
     }
 
-    /// Leaves a tombstone: the text and the reactions go, the place stays.
+    /// Leaves a tombstone: the text (or an encrypted message's envelopes) and the
+    /// reactions go, the place stays.
     pub async fn delete(self, at: DateTime<Utc>) -> anyhow::Result<()> {
         let id = self.target.message_id;
         self.txn
             .execute_raw(stmt(
                 &self.txn,
-                "UPDATE messages SET content = '', deleted_at = $2, version = $3 WHERE id = $1",
+                "UPDATE messages SET content = '', envelopes = NULL, deleted_at = $2, version = $3 WHERE id = $1",
                 [id.into(), at.into(), self.version.into()],
             ))
             .await?;
@@ -153,6 +158,22 @@ impl Locked {
                 &self.txn,
                 "DELETE FROM message_reactions WHERE message_id = $1",
                 [id.into()],
+            ))
+            .await?;
+        // A deleted message is no longer unread for anyone: members who had not read
+        // it count it with their own messages after their read position (the sender
+        // already did). Deletes are rare, so a member-row write each is affordable.
+        self.txn
+            .execute_raw(stmt(
+                &self.txn,
+                "UPDATE conversation_members SET sent_since_read = sent_since_read + 1 \
+                 WHERE conversation_id = $1 AND user_id <> $2 AND left_at IS NULL \
+                   AND read_seq < (SELECT seq FROM messages WHERE id = $3)",
+                [
+                    self.target.conversation_id.into(),
+                    self.target.sender_id.into(),
+                    id.into(),
+                ],
             ))
             .await?;
         refresh_preview(&self.txn, self.target.conversation_id).await?;

@@ -22,6 +22,9 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     /// A message of the same conversation (checked before the write).
     pub reply_to_id: Option<i64>,
+    /// An encrypted message's envelopes (JSON array); its content is empty.
+    pub envelopes: Option<String>,
+    pub sender_device_id: Option<i64>,
 }
 
 /// A message as committed (also as relayed between nodes).
@@ -37,6 +40,12 @@ pub struct StoredMessage {
     pub version: i64,
     /// The message this one replies to, quoted.
     pub reply_to: Option<Quote>,
+    /// An encrypted message's envelopes (JSON array, relayed as written).
+    #[serde(default)]
+    pub envelopes: Option<String>,
+    /// The device an encrypted message was sent from.
+    #[serde(default)]
+    pub sender_device_id: Option<i64>,
 }
 
 /// A short quote of a replied-to message, as replies carry it.
@@ -209,8 +218,11 @@ pub async fn find_by_client_ids<C: ConnectionTrait>(
                 content: r.content,
                 sent_at: r.sent_at,
                 version: r.version,
-                // A retry is answered with `message_sent` only, which carries no quote.
+                // A retry is answered with `message_sent` only, which carries no quote
+                // and no envelopes.
                 reply_to: None,
+                envelopes: None,
+                sender_device_id: None,
             };
             Some((key, msg))
         })

@@ -36,14 +36,16 @@ bumped AS (
 ),
 numbered AS (
   SELECT r.*, b.base + r.pos AS seq, b.vbase + r.pos AS version
-  FROM unnest($5::int8[], $6::int8[], $7::text[], $8::text[], $10::int8[], $14::int8[])
-    WITH ORDINALITY AS r(c, u, k, t, pos, reply, o)
+  FROM unnest($5::int8[], $6::int8[], $7::text[], $8::text[], $10::int8[], $14::int8[], $15::text[],
+    $16::int8[]) WITH ORDINALITY AS r(c, u, k, t, pos, reply, env, dev, o)
   JOIN bumped b ON b.id = r.c
 ),
 inserted AS (
   INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, sent_at, created_at,
-    version, reply_to_id)
-  SELECT c, seq, u, NULLIF(k, ''), t, $9, $9, version, NULLIF(reply, 0) FROM numbered ORDER BY o
+    version, reply_to_id, encrypted, envelopes, sender_device_id)
+  SELECT c, seq, u, NULLIF(k, ''), t, $9, $9, version, NULLIF(reply, 0), env <> '', NULLIF(env, ''),
+    NULLIF(dev, 0)
+  FROM numbered ORDER BY o
   RETURNING id, conversation_id, seq, version
 ),
 senders AS (
@@ -114,6 +116,18 @@ pub async fn write_batch(
             batch
                 .iter()
                 .map(|m| m.reply_to_id.unwrap_or(0))
+                .collect::<Vec<_>>()
+                .into(),
+            // An empty text stands for "not encrypted" (envelopes are a JSON array).
+            batch
+                .iter()
+                .map(|m| m.envelopes.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .into(),
+            // 0 stands for "no device" (device ids start at 1).
+            batch
+                .iter()
+                .map(|m| m.sender_device_id.unwrap_or(0))
                 .collect::<Vec<_>>()
                 .into(),
         ],

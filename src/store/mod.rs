@@ -5,6 +5,7 @@ pub mod conversation_list;
 pub mod conversations;
 pub mod db;
 pub mod delivery;
+pub mod e2e_keys;
 pub mod groups;
 pub mod lifecycle;
 pub mod messages;

@@ -44,6 +44,8 @@ pub struct HookContext {
     pub sender_name: String,
     pub content: String,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// End-to-end encrypted: the server cannot read it, so it has no preview.
+    pub encrypted: bool,
     /// The recipient's delivered position: past the message's seq once a device got it.
     pub delivered_seq: i64,
 }
@@ -201,7 +203,7 @@ pub async fn context<C: ConnectionTrait>(db: &C, hooks: &[i64]) -> anyhow::Resul
     }
     let sql = format!(
         "SELECT o.id, msg.sender_id, u.display_name AS sender_name, msg.content, \
-                msg.deleted_at, COALESCE(cm.delivered_seq, 0) AS delivered_seq \
+                msg.deleted_at, msg.encrypted, COALESCE(cm.delivered_seq, 0) AS delivered_seq \
          FROM push_outbox o \
          JOIN messages msg ON msg.id = o.message_id \
          JOIN users u ON u.id = msg.sender_id \

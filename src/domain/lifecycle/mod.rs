@@ -100,6 +100,9 @@ pub async fn edit(
     if let Err(e) = rules::may_edit(user, t.sender_id, t.sent_at, t.deleted_at.is_some(), now, window) {
         return refuse(locked, e).await;
     }
+    if t.encrypted {
+        return refuse(locked, DomainError::EncryptedEdit).await;
+    }
     if let Err(e) = refuse_across_block(&locked, user).await {
         return refuse(locked, e).await;
     }

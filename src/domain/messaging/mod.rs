@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     DomainError, DomainResult,
+    e2e::envelopes::Envelopes,
     groups::GroupEvent,
     presence::{DeviceId, Presence},
     types::{ClientMsgId, Content},
@@ -53,6 +54,8 @@ pub struct SendRequest {
     pub client_msg_id: Option<ClientMsgId>,
     /// A message of the same conversation this one replies to.
     pub reply_to: Option<i64>,
+    /// End-to-end encrypted: one ciphertext per recipient device; `content` is empty.
+    pub encrypted: Option<Envelopes>,
 }
 
 impl SendRequest {
@@ -77,7 +80,22 @@ impl SendRequest {
             content,
             client_msg_id,
             reply_to: None,
+            encrypted: None,
         })
+    }
+
+    /// An end-to-end encrypted message: no content, one envelope per recipient device,
+    /// each for a member of the conversation (the writer checks).
+    pub fn new_encrypted(
+        sender_id: i64,
+        device: DeviceId,
+        target: SendTarget,
+        envelopes: Envelopes,
+        client_msg_id: Option<ClientMsgId>,
+    ) -> DomainResult<Self> {
+        let mut req = Self::new(sender_id, device, target, Content::encrypted(), client_msg_id)?;
+        req.encrypted = Some(envelopes);
+        Ok(req)
     }
 
     /// Makes this a reply to `message_id`, which the writer checks belongs to the
@@ -135,6 +153,12 @@ pub enum Outcome {
     Group(GroupEvent),
     /// A message was edited, deleted or reacted to: tell the conversation's members.
     Changed(crate::domain::lifecycle::Change),
+    /// A claim left a device of `user_id` with few one-time prekeys: tell the user's devices.
+    PrekeysLow {
+        user_id: i64,
+        device_id: i64,
+        remaining: i64,
+    },
     /// Everything before this was announced (and sent on to other nodes): answer it
     /// (shutdown waits for it).
     Flushed(oneshot::Sender<()>),

@@ -311,6 +311,21 @@ impl Writer {
             Ok(quotes) => quotes,
             Err(e) => return Err((e, batch)),
         };
+        // Envelopes of encrypted messages go to current members only.
+        let addressed: Vec<(i64, i64)> = batch
+            .iter()
+            .filter_map(|(r, _)| match (&r.encrypted, r.target) {
+                (Some(e), SendTarget::Conversation(c)) => Some(e.users().into_iter().map(move |u| (c, u))),
+                _ => None,
+            })
+            .flatten()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let addressed = match store::messages::open_memberships(&self.db, &addressed).await {
+            Ok(members) => members,
+            Err(e) => return Err((e, batch)),
+        };
         Ok(batch
             .into_iter()
             .filter_map(|(req, reply)| {
@@ -345,6 +360,15 @@ impl Writer {
                             "reply_to is not a message of this conversation".into(),
                         )),
                     },
+                });
+                let quoted = quoted.and_then(|(c, quote)| match &req.encrypted {
+                    None => Ok((c, quote)),
+                    Some(envelopes) => envelopes
+                        .all_for_members(|u| match req.target {
+                            SendTarget::Direct(to) => u == to || u == req.sender_id,
+                            SendTarget::Conversation(c) => addressed.contains_key(&(c, u)),
+                        })
+                        .map(|()| (c, quote)),
                 });
                 match quoted {
                     Ok((conversation_id, quote)) => Some(Ready {
@@ -424,6 +448,8 @@ impl Writer {
                 content: ready.req.content.clone().into_inner(),
                 client_msg_id: ready.req.client_msg_id.as_ref().map(|c| c.as_str().to_owned()),
                 reply_to_id: ready.req.reply_to,
+                envelopes: ready.req.encrypted.as_ref().map(|e| e.to_json()),
+                sender_device_id: ready.req.encrypted.as_ref().map(|e| e.sender_device_id()),
             });
             quotes.push(ready.quote.clone());
         }
@@ -476,6 +502,8 @@ impl Writer {
                 sent_at: now,
                 version,
                 reply_to,
+                envelopes: m.envelopes,
+                sender_device_id: m.sender_device_id,
             })
             .collect())
     }

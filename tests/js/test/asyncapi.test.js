@@ -40,6 +40,8 @@ const PAYLOADS = {
   EditMessageIn: { messages: ["edit_message"] },
   DeleteMessageIn: { messages: ["delete_message"] },
   ReactIn: { messages: ["react"] },
+  EncryptedIn: { schemas: ["EncryptedIn"] },
+  EnvelopeIn: { schemas: ["EnvelopeIn"] },
   AuthRefresh: { messages: ["auth_refresh"] },
   AuthPayload: {
     schemas: ["HandshakeAuth"],
@@ -71,6 +73,7 @@ const PAYLOADS = {
   MessageEdited: { messages: ["message_edited", "edit_message_ack"] },
   MessageDeleted: { messages: ["message_deleted", "delete_message_ack"] },
   ReactionChanged: { messages: ["reaction_changed", "react_ack"] },
+  PrekeysLow: { messages: ["prekeys_low"] },
   ErrorEvent: { messages: ["error"] },
   GroupEventOut: {
     messages: [
@@ -206,6 +209,8 @@ function jsonTypes(rustType) {
   if (/^(Vec<.+>|&('\w+)?\[.+\])$/.test(t)) return ["array"];
   // An id a client may send as a number or a numeric string.
   if (t === "IdField") return ["integer", "string"];
+  // A stored JSON array relayed unparsed (an encrypted message's envelopes).
+  if (t === "Box<RawValue>") return ["array"];
   return ["object"];
 }
 

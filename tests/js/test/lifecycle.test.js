@@ -250,6 +250,49 @@ describe("delete", () => {
   });
 });
 
+describe("unread counts", () => {
+  /** `user`'s unread count of `conversationId`, from the conversation list. */
+  async function unread(user, conversationId) {
+    const item = (await conversationsOf(server, user)).find((c) => c.conversation_id === conversationId);
+    assert.ok(item, `${user.display_name}'s list has ${conversationId}`);
+    return item.unread_count;
+  }
+
+  test("a deleted message stops counting as unread for those who had not read it, and only for them", async () => {
+    const [owner, writer, reader, away] = await server.registerMany("owner", "writer", "reader", "away");
+    const group = await createGroup(server, owner, [writer, reader, away]);
+    const id = group.conversation_id;
+    const writerSocket = await connect(server, writer);
+    const sent = [];
+    for (const text of ["one", "two", "three", "four"]) sent.push(await say(writerSocket, { conversation_id: id }, text));
+    const counts = async () => Promise.all([owner, writer, reader, away].map((u) => unread(u, id)));
+    assert.deepEqual(await counts(), [4, 0, 4, 4]);
+
+    // The reader has read up to "two"; the owner deletes "two" (read by the reader)
+    // and the writer deletes "three" (read by nobody yet).
+    const readerSocket = await connect(server, reader);
+    const marked = await readerSocket.request("mark_read", { conversation_id: id, up_to_message_id: sent[1].message_id });
+    assert.deepEqual(marked, { success: true, messages_marked: 2 });
+    assert.deepEqual(await counts(), [4, 0, 2, 4]);
+    await rest(200, owner, "DELETE", `/api/messages/${sent[1].message_id}`);
+    assert.deepEqual(await counts(), [3, 0, 2, 3], "only those who had not read it lose it from their count");
+    await writerSocket.request("delete_message", { message_id: sent[2].message_id });
+    assert.deepEqual(await counts(), [2, 0, 1, 2]);
+
+    // Marking read skips the deleted message, and the count stays true afterwards.
+    assert.deepEqual(await readerSocket.request("mark_read", { conversation_id: id }), { success: true, messages_marked: 1 });
+    const ownerSocket = await connect(server, owner);
+    const ownerRead = await ownerSocket.request("mark_read", { conversation_id: id, up_to_message_id: sent[2].message_id });
+    assert.deepEqual(ownerRead, { success: true, messages_marked: 1 }, "only 'one' was left to read up to 'three'");
+    await say(writerSocket, { conversation_id: id }, "five");
+    assert.deepEqual(await counts(), [2, 0, 1, 3]);
+    // The reader has read past "four" by now: its deletion counts only for the others.
+    await rest(200, writer, "DELETE", `/api/messages/${sent[3].message_id}`);
+    assert.deepEqual(await counts(), [1, 0, 1, 2]);
+    await closeAll(writerSocket, readerSocket, ownerSocket);
+  });
+});
+
 describe("replies", () => {
   test("reply_to carries a quote in new_message and history; another conversation's message is refused", async () => {
     const [alice, bob, carol] = await server.registerMany("alice", "bob", "carol");
