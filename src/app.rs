@@ -130,12 +130,15 @@ pub async fn build(
         None => Presence::default(),
     });
     let typing = Arc::new(Typing::new(config.typing_throttle));
+    let push = crate::push::start(&db, presence.clone(), config.push.as_ref())?
+        .map(|p| p as Arc<dyn crate::domain::messaging::AfterCommit>);
     let (messaging, outcomes) = Messaging::start(
         db.clone(),
         presence.clone(),
         typing.clone(),
         config.presence_grace,
         config.catch_up_limit,
+        push,
     );
     let groups = Groups::new(db.clone(), messaging.clone(), config.group_max_members);
     let jwt = JwtKeys::new(&config.jwt_secret, config.jwt_expires_in_hours)

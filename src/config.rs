@@ -95,6 +95,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Where `/metrics` is served instead of the public port (None: on the public port).
     pub metrics_addr: Option<SocketAddr>,
+    /// Push hooks (`PUSH_*`); None when `PUSH_WEBHOOK_URL` is unset.
+    pub push: Option<crate::push::config::PushConfig>,
     /// How log lines are written (the subscriber is set up before this is read; see
     /// [`LogFormat::from_env`]).
     pub log_format: LogFormat,
@@ -290,6 +292,7 @@ impl Config {
             edit_window: Duration::from_secs(edit_window_secs),
             max_encrypted_bytes,
             prekey_low_watermark,
+            push: crate::push::config::PushConfig::from_env(var)?,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod monitoring;
+pub mod push;
 pub mod socket;
 pub mod state;
 pub mod store;

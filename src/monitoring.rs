@@ -44,6 +44,15 @@ pub const DB_MAX_CONNECTIONS: &str = "realtime_chat_db_pool_max_connections";
 pub const REDIS_UP: &str = "realtime_chat_redis_up";
 /// Counter: events for other nodes dropped because Redis was away (recovered by seq).
 pub const CLUSTER_DROPPED: &str = "realtime_chat_cluster_events_dropped_total";
+/// Counter: push hooks written to the outbox (one per offline recipient of a message).
+pub const PUSH_QUEUED: &str = "realtime_chat_push_hooks_queued_total";
+/// Counter: push hooks the receiver answered with a 2xx.
+pub const PUSH_SENT: &str = "realtime_chat_push_hooks_sent_total";
+/// Counter: push hook attempts that failed (network error, timeout, non-2xx).
+pub const PUSH_FAILED_ATTEMPTS: &str = "realtime_chat_push_attempts_failed_total";
+/// Counter, label `reason` (`attempts`, `expired`, `refused`, `obsolete`, `unqueued`):
+/// push hooks given up.
+pub const PUSH_DROPPED: &str = "realtime_chat_push_hooks_dropped_total";
 /// Gauge, label `name`: a configured limit (0 means off where the setting allows it).
 pub const LIMIT: &str = "realtime_chat_limit";
 
@@ -129,10 +138,24 @@ fn describe() {
         CLUSTER_DROPPED,
         "Events for other nodes dropped while Redis was away."
     );
+    describe_counter!(
+        PUSH_QUEUED,
+        "Push hooks queued (one per offline recipient of a message)."
+    );
+    describe_counter!(PUSH_SENT, "Push hooks answered with a 2xx.");
+    describe_counter!(PUSH_FAILED_ATTEMPTS, "Push hook attempts that failed.");
+    describe_counter!(PUSH_DROPPED, "Push hooks given up, by reason.");
     // Present from the start, so rates and dashboards have a zero to begin from.
     gauge!(SOCKETS_CONNECTED).set(0.0);
     gauge!(CONNECTIONS_OPEN).set(0.0);
-    for name in [HANDSHAKES_AUTHENTICATED, MESSAGES_STORED, MESSAGES_DELIVERED] {
+    for name in [
+        HANDSHAKES_AUTHENTICATED,
+        MESSAGES_STORED,
+        MESSAGES_DELIVERED,
+        PUSH_QUEUED,
+        PUSH_SENT,
+        PUSH_FAILED_ATTEMPTS,
+    ] {
         metrics::counter!(name).increment(0);
     }
 }

@@ -10,6 +10,7 @@ pub mod hashing;
 pub mod lifecycle;
 pub mod limits;
 pub mod messaging;
+pub mod mutes;
 pub mod presence;
 pub mod receipts;
 pub mod sessions;

@@ -185,6 +185,22 @@ impl Presence {
         self.lock().devices.contains_key(&user)
     }
 
+    /// Whether a device of the user is connected here or, as last heard, on another node
+    /// (push hooks go to users without one). A user lingering here has none anywhere:
+    /// their last device left, and no other node had one when it did.
+    pub fn has_device_anywhere(&self, user: i64) -> bool {
+        {
+            let inner = self.lock();
+            if inner.devices.contains_key(&user) {
+                return true;
+            }
+            if inner.lingering.contains_key(&user) {
+                return false;
+            }
+        }
+        self.cluster.as_ref().is_some_and(|c| c.appears_online(user))
+    }
+
     /// Whether contacts should see the user as online (connected, or within the grace).
     pub fn appears_online(&self, user: i64) -> bool {
         let here = {
@@ -225,6 +241,21 @@ mod tests {
         assert_eq!(p.expire(1, generation), Some(now));
         assert!(!p.appears_online(1));
         assert_eq!(p.expire(1, generation), None);
+    }
+
+    #[test]
+    fn a_lingering_user_has_no_device_for_push_hooks() {
+        let p = Presence::default();
+        let a = "a".to_string();
+        assert!(!p.has_device_anywhere(1), "never connected");
+        p.device_connected(1, &a);
+        assert!(p.has_device_anywhere(1));
+        p.device_disconnected(1, &a, Utc::now());
+        assert!(p.appears_online(1), "contacts still see them online");
+        assert!(
+            !p.has_device_anywhere(1),
+            "but no device would show a notification"
+        );
     }
 
     #[test]

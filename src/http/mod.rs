@@ -12,6 +12,7 @@ mod keys;
 mod linger;
 mod message_changes;
 mod messages;
+mod mutes;
 pub mod observe;
 pub mod openapi;
 mod page;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/password", post(auth::change_password))
         .route("/api/me", get(users::me))
         .route("/api/conversations", get(conversations::list))
+        .route("/api/conversations/{id}/mute", get(mutes::get).put(mutes::put))
         .route("/api/messages", get(messages::history))
         .route("/api/messages/read", post(messages::mark_read))
         .route("/api/messages/changes", get(message_changes::changes))

@@ -17,7 +17,7 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    attachments, auth, blocks, conversations, groups, health, keys, message_changes, messages, presence,
+    attachments, auth, blocks, conversations, groups, health, keys, message_changes, messages, mutes, presence,
     users,
 };
 use crate::{state::AppState, wire::Iso};
@@ -46,6 +46,8 @@ pub const BEARER: &str = "bearer";
         auth::change_password,
         users::me,
         conversations::list,
+        mutes::get,
+        mutes::put,
         messages::history,
         messages::mark_read,
         messages::receipts,
@@ -79,7 +81,7 @@ pub const BEARER: &str = "bearer";
         (name = "health", description = "Liveness and database reachability"),
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "The caller"),
-        (name = "conversations", description = "The caller's conversation list"),
+        (name = "conversations", description = "The caller's conversation list, and muting one"),
         (name = "messages", description = "History, read marks, receipts, edits, deletes, reactions and changes"),
         (name = "attachments", description = "Files for messages: upload, download, thumbnails"),
         (name = "presence", description = "Who is online"),

@@ -13,8 +13,10 @@ pub mod lifecycle;
 pub mod messages;
 pub mod messages_pg;
 pub mod messages_sqlite;
+pub mod mutes;
 mod nodelay;
 pub mod positions;
+pub mod push_outbox;
 pub mod tokens;
 pub mod users;
 

@@ -186,6 +186,12 @@ pub enum Outcome {
     CatchUpFailed { device: DeviceId },
 }
 
+/// Told of every batch of new messages right after it commits, on the writer's task:
+/// must not block (push hooks hand the batch to a task of their own).
+pub trait AfterCommit: Send + Sync {
+    fn stored(&self, messages: &[&StoredMessage]);
+}
+
 /// One answered send.
 #[derive(Debug)]
 pub struct Stored {
@@ -262,6 +268,7 @@ impl Messaging {
         typing: Arc<Typing>,
         grace: Duration,
         catch_up_limit: u64,
+        after_commit: Option<Arc<dyn AfterCommit>>,
     ) -> (Self, mpsc::UnboundedReceiver<Outcome>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (out, out_rx) = mpsc::unbounded_channel();
@@ -273,6 +280,7 @@ impl Messaging {
             queue: tx.downgrade(),
             grace,
             catch_up_limit,
+            after_commit,
         };
         tokio::spawn(writer::run(setup, rx));
         (

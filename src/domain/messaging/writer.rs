@@ -12,7 +12,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Command, Outcome, Quote, SendRequest, SendTarget, Stored, StoredMessage,
+    AfterCommit, Command, Outcome, Quote, SendRequest, SendTarget, Stored, StoredMessage,
     isolate::{Isolation, refused_by_database},
     plan::BatchPlan,
 };
@@ -66,6 +66,8 @@ struct Writer {
     reached: Vec<Move>,
     /// The presence task's queue.
     announcer: mpsc::UnboundedSender<(i64, Option<DateTime<Utc>>)>,
+    /// Told of each batch's new messages (push hooks), if anything listens.
+    after_commit: Option<Arc<dyn AfterCommit>>,
 }
 
 pub(super) struct Setup {
@@ -76,6 +78,7 @@ pub(super) struct Setup {
     pub queue: mpsc::WeakSender<Command>,
     pub grace: Duration,
     pub catch_up_limit: u64,
+    pub after_commit: Option<Arc<dyn AfterCommit>>,
 }
 
 pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
@@ -87,6 +90,7 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
         queue,
         grace,
         catch_up_limit,
+        after_commit,
     } = setup;
     let (announcer, changes) = mpsc::unbounded_channel();
     tokio::spawn(announce_presence(db.clone(), out.clone(), changes));
@@ -102,6 +106,7 @@ pub(super) async fn run(setup: Setup, mut rx: mpsc::Receiver<Command>) {
         pairs: HashMap::new(),
         known_users: HashSet::new(),
         reached: Vec::new(),
+        after_commit,
     };
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut sends: Vec<(SendRequest, Reply)> = Vec::with_capacity(MAX_BATCH);
@@ -201,6 +206,11 @@ impl Writer {
                 fresh,
             });
             replies.push((ready.reply, message));
+        }
+        if let Some(tap) = &self.after_commit {
+            let fresh: Vec<&StoredMessage> =
+                announce.iter().filter(|s| s.fresh).map(|s| &s.message).collect();
+            tap.stored(&fresh);
         }
         let _ = self.out.send(Outcome::Stored(announce));
         for (reply, message) in replies {

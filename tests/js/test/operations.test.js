@@ -105,6 +105,9 @@ describe("configuration errors stop start-up with one line naming the variable",
     ["a negative EDIT_WINDOW_SECS", { EDIT_WINDOW_SECS: "-1" }, /EDIT_WINDOW_SECS: `-1` is not a valid value/],
     ["an EDIT_WINDOW_SECS over ten years", { EDIT_WINDOW_SECS: "315360001" }, /EDIT_WINDOW_SECS: must be at most/],
     ["a CORS origin without scheme", { CORS_ORIGINS: "example.com" }, /CORS_ORIGINS: `example.com`/],
+    ["a PUSH_WEBHOOK_URL without its secret", { PUSH_WEBHOOK_URL: "https://hooks.example/rc" }, /PUSH_WEBHOOK_SECRET: required/],
+    ["a PUSH_WEBHOOK_URL that is not http(s)", { PUSH_WEBHOOK_URL: "ftp://hooks.example", PUSH_WEBHOOK_SECRET: "s".repeat(32) }, /PUSH_WEBHOOK_URL: must be an http/],
+    ["an unknown PUSH_INCLUDE", { PUSH_WEBHOOK_URL: "https://hooks.example/rc", PUSH_WEBHOOK_SECRET: "s".repeat(32), PUSH_INCLUDE: "content" }, /PUSH_INCLUDE: must be none, sender or preview/],
   ];
   for (const [what, env, message] of cases) {
     test(what, async () => {
