@@ -8,6 +8,7 @@ mod m20261125_000003_member_positions;
 mod m20261125_000004_token_revocation;
 mod m20261125_000005_privacy;
 mod m20261207_000001_message_lifecycle;
+mod m20261208_000002_search;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_token_revocation::Migration),
             Box::new(m20261125_000005_privacy::Migration),
             Box::new(m20261207_000001_message_lifecycle::Migration),
+            Box::new(m20261208_000002_search::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod messaging;
 pub mod presence;
 pub mod receipts;
+pub mod search;
 pub mod sessions;
 pub mod spans;
 pub mod types;

@@ -13,6 +13,7 @@ pub mod openapi;
 mod page;
 mod presence;
 mod render;
+mod search;
 mod users;
 
 use axum::{
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
             patch(message_changes::edit).delete(message_changes::delete),
         )
         .route("/api/messages/{id}/reaction", put(message_changes::react))
+        .route("/api/search", get(search::search))
         .route("/api/presence", get(presence::presence))
         .route("/api/blocks", get(blocks::list).post(blocks::block))
         .route("/api/blocks/{user_id}", delete(blocks::unblock))

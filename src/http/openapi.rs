@@ -16,7 +16,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, blocks, conversations, groups, health, message_changes, messages, presence, users};
+use super::{auth, blocks, conversations, groups, health, message_changes, messages, presence, search, users};
 use crate::{state::AppState, wire::Iso};
 
 /// Where the document is served.
@@ -50,6 +50,7 @@ pub const BEARER: &str = "bearer";
         message_changes::delete,
         message_changes::react,
         message_changes::changes,
+        search::search,
         presence::presence,
         blocks::list,
         blocks::block,

@@ -12,6 +12,7 @@ pub mod messages_pg;
 pub mod messages_sqlite;
 mod nodelay;
 pub mod positions;
+pub mod search;
 pub mod tokens;
 pub mod users;
 
