@@ -11,10 +11,11 @@
 //!   vector instead of parsing each matching message again.
 //! - SQLite: `messages_fts`, an FTS5 table over `messages.content` (external content,
 //!   `unicode61` without diacritic folding, so `é` and `e` stay apart as on PostgreSQL),
-//!   kept in sync by triggers, so cascading deletes are covered too. Only non-empty
-//!   content is indexed (a tombstone or an encrypted message has none), and every
-//!   trigger keeps exactly that invariant: FTS5's external-content `'delete'` must be
-//!   given what was indexed, or its statistics drift.
+//!   kept in sync by triggers (the pattern of the FTS5 documentation), so cascading
+//!   deletes are covered too. Every row is indexed, empty ones included (a tombstone or
+//!   an encrypted message has no token, so it never matches): the index then mirrors
+//!   the table exactly, which `'rebuild'` and `'integrity-check'` expect, and FTS5's
+//!   external-content `'delete'` is always given what was indexed.
 use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
 #[derive(DeriveMigrationName)]
@@ -34,20 +35,18 @@ const POSTGRES_DOWN: &[&str] = &[
 const SQLITE_UP: &[&str] = &[
     "CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id', \
        tokenize='unicode61 remove_diacritics 0')",
-    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.content <> '' BEGIN \
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN \
        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); \
      END",
-    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.content <> '' BEGIN \
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN \
        INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); \
      END",
     "CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN \
-       INSERT INTO messages_fts (messages_fts, rowid, content) \
-         SELECT 'delete', old.id, old.content WHERE old.content <> ''; \
-       INSERT INTO messages_fts (rowid, content) SELECT new.id, new.content WHERE new.content <> ''; \
+       INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); \
+       INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); \
      END",
-    // Existing messages, under the same rule as the triggers (not 'rebuild', which
-    // would count the empty ones too).
-    "INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages WHERE content <> ''",
+    // The messages already there.
+    "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
 ];
 
 const SQLITE_DOWN: &[&str] = &[
