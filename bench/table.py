@@ -125,7 +125,7 @@ if rest:
 seeds = {r["label"]: r["report"]["seconds"] for r in rows if r["scenario"] == "search_seed"}
 found = [r for r in rows if r["scenario"] == "search"]
 if found:
-    print("### Scenario 7: search over 1,000,000 messages (wrk, 2 threads)\n")
+    print("### Scenario 7: search over 1,000,000 messages (wrk, 2 threads, 1 for one connection)\n")
     if seeds:
         print("Seeding (bulk SQL, index kept by the database): " +
               ", ".join(f"{k} {v} s" for k, v in seeds.items()) + "\n")
