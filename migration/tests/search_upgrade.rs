@@ -31,7 +31,9 @@ async fn found(db: &DatabaseConnection, word: &str) -> Vec<i64> {
 }
 
 async fn upgrade_indexes_existing_messages(db: &DatabaseConnection) {
-    Migrator::up(db, Some(BEFORE_SEARCH)).await.expect("schema before search");
+    Migrator::up(db, Some(BEFORE_SEARCH))
+        .await
+        .expect("schema before search");
     for sql in [
         "INSERT INTO users (id, email, password_hash, display_name, created_at) VALUES \
            (1, 'a@x.example', 'h', 'a', '2026-11-24T10:00:00Z'), (2, 'b@x.example', 'h', 'b', '2026-11-24T10:00:00Z')",
@@ -48,7 +50,11 @@ async fn upgrade_indexes_existing_messages(db: &DatabaseConnection) {
     }
 
     Migrator::up(db, None).await.expect("search migration");
-    assert_eq!(found(db, "otter").await, [1, 2], "existing messages are indexed, in any case");
+    assert_eq!(
+        found(db, "otter").await,
+        [1, 2],
+        "existing messages are indexed, in any case"
+    );
     assert_eq!(found(db, "beaver").await, [2]);
 
     exec(
@@ -61,15 +67,27 @@ async fn upgrade_indexes_existing_messages(db: &DatabaseConnection) {
     exec(db, "UPDATE messages SET content = 'a new heron' WHERE id = 4").await;
     assert_eq!(found(db, "otter").await, [1, 2], "an edit drops the old words");
     assert_eq!(found(db, "heron").await, [4], "…and indexes the new ones");
-    exec(db, "UPDATE messages SET content = '', deleted_at = '2026-11-24T10:04:00Z' WHERE id = 2").await;
+    exec(
+        db,
+        "UPDATE messages SET content = '', deleted_at = '2026-11-24T10:04:00Z' WHERE id = 2",
+    )
+    .await;
     assert_eq!(found(db, "otter").await, [1], "a tombstone leaves the index");
     assert_eq!(found(db, "beaver").await, Vec::<i64>::new());
     exec(db, "DELETE FROM messages WHERE id = 1").await;
-    assert_eq!(found(db, "otter").await, Vec::<i64>::new(), "a deleted row leaves the index");
+    assert_eq!(
+        found(db, "otter").await,
+        Vec::<i64>::new(),
+        "a deleted row leaves the index"
+    );
     assert_eq!(found(db, "heron").await, [4], "others stay");
     if db.get_database_backend() == DbBackend::Sqlite {
         // With rank 1, FTS5 also checks its index against the `messages` rows themselves.
-        exec(db, "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)").await;
+        exec(
+            db,
+            "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+        )
+        .await;
     }
 
     Migrator::down(db, Some(1)).await.expect("search migration down");
@@ -102,11 +120,16 @@ async fn postgres_search_upgrade() {
         eprintln!("TEST_DATABASE_URL not set: PostgreSQL search upgrade test skipped");
         return;
     };
-    let admin = Database::connect(&url).await.expect("connect to TEST_DATABASE_URL");
+    let admin = Database::connect(&url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
     let name = format!("rc_search_upgrade_{}", std::process::id());
     exec(&admin, &format!("DROP DATABASE IF EXISTS {name}")).await;
     exec(&admin, &format!("CREATE DATABASE {name}")).await;
-    let base = url.rsplit_once('/').map(|(base, _)| base).expect("URL with a database name");
+    let base = url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .expect("URL with a database name");
     let db = Database::connect(format!("{base}/{name}"))
         .await
         .expect("connect to the fresh database");

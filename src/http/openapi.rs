@@ -16,7 +16,9 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{auth, blocks, conversations, groups, health, message_changes, messages, presence, search, users};
+use super::{
+    auth, blocks, conversations, groups, health, message_changes, messages, presence, search, users,
+};
 use crate::{state::AppState, wire::Iso};
 
 /// Where the document is served.

@@ -38,7 +38,11 @@ pub async fn matching<C: ConnectionTrait>(
 ) -> anyhow::Result<(Vec<Found>, bool)> {
     let visible = "m.conversation_id IN (SELECT conversation_id FROM conversation_members \
                      WHERE user_id = $1 AND left_at IS NULL) AND m.deleted_at IS NULL AND m.content <> ''";
-    let only = if conversation.is_some() { "AND m.conversation_id = $6" } else { "" };
+    let only = if conversation.is_some() {
+        "AND m.conversation_id = $6"
+    } else {
+        ""
+    };
     // Every visible match with its rank, each rank computed once.
     let (candidates, terms) = match db.get_database_backend() {
         // `ts_rank` is a float4; as a float8 it is exact, so the cursor compares equal.

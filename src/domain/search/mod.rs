@@ -70,10 +70,12 @@ pub async fn search(db: &DatabaseConnection, user: i64, request: Request<'_>) ->
     let (found, has_more) =
         store::search::matching(db, user, &text, request.conversation_id, after, limit).await?;
     let next_cursor = has_more
-        .then(|| found.last().map(|f| Cursor {
-            rank: f.rank,
-            message_id: f.message.id,
-        }))
+        .then(|| {
+            found.last().map(|f| Cursor {
+                rank: f.rank,
+                message_id: f.message.id,
+            })
+        })
         .flatten();
     let messages: Vec<HistoryMessage> = found.into_iter().map(|f| f.message).collect();
     let mut reactions: HashMap<i64, Reactions> = lifecycle::reactions_of(db, user, &messages).await?;

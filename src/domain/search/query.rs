@@ -115,9 +115,8 @@ impl Cursor {
     pub fn parse(raw: &str) -> DomainResult<Cursor> {
         let bad = || DomainError::InvalidInput("`cursor` must be a `next_cursor` a search answered".into());
         let (rank, id) = raw.trim().split_once(':').ok_or_else(bad)?;
-        let digits = |s: &str, dot: bool| {
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || (dot && c == '.'))
-        };
+        let digits =
+            |s: &str, dot: bool| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || (dot && c == '.'));
         if !digits(rank, true) || !digits(id, false) {
             return Err(bad());
         }
@@ -156,7 +155,10 @@ mod tests {
     fn pieces_without_a_letter_or_digit_are_dropped() {
         let text = SearchText::parse("\" * - : ()").unwrap();
         assert!(text.is_empty());
-        assert_eq!(SearchText::parse("héllo\0wörld").unwrap().words(), ["héllo", "wörld"]);
+        assert_eq!(
+            SearchText::parse("héllo\0wörld").unwrap().words(),
+            ["héllo", "wörld"]
+        );
     }
 
     #[test]
@@ -181,9 +183,26 @@ mod tests {
             let cursor = Cursor { rank, message_id: 42 };
             let text = cursor.to_string();
             assert!(!text.contains('e'), "no exponent in {text}");
-            assert_eq!(Cursor::parse(&text).unwrap(), Cursor { rank: rank.abs(), message_id: 42 });
+            assert_eq!(
+                Cursor::parse(&text).unwrap(),
+                Cursor {
+                    rank: rank.abs(),
+                    message_id: 42
+                }
+            );
         }
-        for bad in ["", "1", ":1", "1:", "x:1", "1:-2", "-1:2", "1:2:3", "1e5:2", "1:99999999999999999999"] {
+        for bad in [
+            "",
+            "1",
+            ":1",
+            "1:",
+            "x:1",
+            "1:-2",
+            "-1:2",
+            "1:2:3",
+            "1e5:2",
+            "1:99999999999999999999",
+        ] {
             assert!(Cursor::parse(bad).is_err(), "{bad:?}");
         }
     }

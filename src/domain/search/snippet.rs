@@ -76,7 +76,13 @@ mod tests {
     fn render(segments: &[Segment]) -> String {
         segments
             .iter()
-            .map(|s| if s.matched { format!("[{}]", s.text) } else { s.text.clone() })
+            .map(|s| {
+                if s.matched {
+                    format!("[{}]", s.text)
+                } else {
+                    s.text.clone()
+                }
+            })
             .collect()
     }
 
@@ -107,6 +113,10 @@ mod tests {
         let content = format!("{}ß wort {}", "é".repeat(200), "ü".repeat(200));
         let text = render(&snippet(&content, &words(&["wort"])));
         assert!(text.contains("[wort]"));
-        assert_eq!(render(&snippet("ab", &words(&["zz"]))), "ab", "no match: the start");
+        assert_eq!(
+            render(&snippet("ab", &words(&["zz"]))),
+            "ab",
+            "no match: the start"
+        );
     }
 }
