@@ -121,3 +121,19 @@ if rest:
         print(f"| {r.get('system', 'realtime-chat (PostgreSQL)')} | `{r['label']}` | {p['connections']} | "
               f"{fmt(p['requests_per_sec'], 0)} | {fmt(p['p50_ms'], 2)} | "
               f"{fmt(p['p99_ms'], 2)} | {p['non_2xx']} |")
+
+seeds = {r["label"]: r["report"]["seconds"] for r in rows if r["scenario"] == "search_seed"}
+found = [r for r in rows if r["scenario"] == "search"]
+if found:
+    print("### Scenario 7: search over 1,000,000 messages (wrk, 2 threads, 1 for one connection)\n")
+    if seeds:
+        print("Seeding (bulk SQL, index kept by the database): " +
+              ", ".join(f"{k} {v} s" for k, v in seeds.items()) + "\n")
+    print("| system | request | connections | requests/s | p50 ms | p99 ms | non-2xx | timeouts |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in found:
+        p = r["report"]
+        print(f"| {r['system']} | `{r['label']}` | {p['connections']} | "
+              f"{fmt(p['requests_per_sec'], 0)} | {fmt(p['p50_ms'], 2)} | "
+              f"{fmt(p['p99_ms'], 2)} | {p['non_2xx']} | {p.get('timeouts', 0)} |")
+    print()

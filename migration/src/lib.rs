@@ -12,6 +12,7 @@ mod m20261208_000001_attachments;
 mod m20261208_000003_push_hooks;
 mod m20261208_000004_e2e_keys;
 mod m20261208_000005_unread_skips_deleted;
+mod m20261208_000002_search;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000004_e2e_keys::Migration),
             Box::new(m20261208_000001_attachments::Migration),
             Box::new(m20261208_000003_push_hooks::Migration),
+            Box::new(m20261208_000002_search::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ pub mod messaging;
 pub mod mutes;
 pub mod presence;
 pub mod receipts;
+pub mod search;
 pub mod sessions;
 pub mod spans;
 pub mod types;

@@ -191,6 +191,11 @@ impl QueryParams {
         }
     }
 
+    /// A text parameter exactly as sent (None when absent).
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// An optional text parameter (None when absent or blank).
     pub fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())

@@ -31,8 +31,9 @@ pub struct MessagePage {
     has_more: bool,
 }
 
+/// A message as history shows it (search hits carry the same).
 #[derive(Serialize, ToSchema)]
-struct MessageItem {
+pub(super) struct MessageItem {
     id: i64,
     conversation_id: i64,
     seq: i64,
@@ -67,7 +68,7 @@ struct MessageItem {
 }
 
 impl MessageItem {
-    fn new(m: HistoryMessage, reactions: Reactions) -> Self {
+    pub(super) fn new(m: HistoryMessage, reactions: Reactions) -> Self {
         MessageItem {
             reply_to: message_changes::quote(&m),
             attachment: m.attachment().map(Into::into),

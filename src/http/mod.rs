@@ -18,6 +18,7 @@ pub mod openapi;
 mod page;
 mod presence;
 mod render;
+mod search;
 mod users;
 
 use axum::{
@@ -60,6 +61,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/attachments/{id}", get(attachments::download))
         .route("/api/attachments/{id}/thumbnail", get(attachments::thumbnail))
+        .route("/api/search", get(search::search))
         .route("/api/presence", get(presence::presence))
         .route("/api/blocks", get(blocks::list).post(blocks::block))
         .route("/api/blocks/{user_id}", delete(blocks::unblock))

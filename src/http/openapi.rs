@@ -18,7 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     attachments, auth, blocks, conversations, groups, health, keys, message_changes, messages, mutes, presence,
-    users,
+    search, users,
 };
 use crate::{state::AppState, wire::Iso};
 
@@ -58,6 +58,7 @@ pub const BEARER: &str = "bearer";
         attachments::upload,
         attachments::download,
         attachments::thumbnail,
+        search::search,
         presence::presence,
         blocks::list,
         blocks::block,

@@ -17,6 +17,7 @@ pub mod mutes;
 mod nodelay;
 pub mod positions;
 pub mod push_outbox;
+pub mod search;
 pub mod tokens;
 pub mod users;
 

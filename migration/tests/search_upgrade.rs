@@ -1,0 +1,139 @@
+//! Upgrading a database that already holds messages to full-text search: the migration
+//! indexes what is there (but not tombstones), and from then on the index follows
+//! inserts, edits, tombstones and deletes by itself. Runs on SQLite always, and on
+//! PostgreSQL when `TEST_DATABASE_URL` is set (required under `CI=true`).
+use migration::{Migrator, MigratorTrait};
+use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+
+/// The migrations before search (the last one is `m20261207_000001_message_lifecycle`).
+const BEFORE_SEARCH: u32 = 7;
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The ids of the messages whose indexed text holds `word`, ascending.
+async fn found(db: &DatabaseConnection, word: &str) -> Vec<i64> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => format!(
+            "SELECT id FROM messages WHERE search_vector @@ plainto_tsquery('simple', '{word}') ORDER BY id"
+        ),
+        _ => format!("SELECT rowid FROM messages_fts WHERE messages_fts MATCH '\"{word}\"' ORDER BY rowid"),
+    };
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("search")
+        .iter()
+        .map(|r| r.try_get_by_index::<i64>(0).unwrap())
+        .collect()
+}
+
+async fn upgrade_indexes_existing_messages(db: &DatabaseConnection) {
+    Migrator::up(db, Some(BEFORE_SEARCH))
+        .await
+        .expect("schema before search");
+    for sql in [
+        "INSERT INTO users (id, email, password_hash, display_name, created_at) VALUES \
+           (1, 'a@x.example', 'h', 'a', '2026-11-24T10:00:00Z'), (2, 'b@x.example', 'h', 'b', '2026-11-24T10:00:00Z')",
+        "INSERT INTO conversations (id, kind, user_a, user_b, created_at, updated_at, last_seq, version) VALUES \
+           (1, 'direct', 1, 2, '2026-11-24T10:00:00Z', '2026-11-24T10:01:00Z', 3, 3)",
+        "INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES \
+           (1, 1, 'member', '2026-11-24T10:00:00Z'), (1, 2, 'member', '2026-11-24T10:00:00Z')",
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at, created_at, version, deleted_at) VALUES \
+           (1, 1, 1, 1, 'Hello Otter', '2026-11-24T10:00:30Z', '2026-11-24T10:00:30Z', 1, NULL), \
+           (2, 1, 2, 2, 'an otter and a beaver', '2026-11-24T10:01:00Z', '2026-11-24T10:01:00Z', 2, NULL), \
+           (3, 1, 3, 2, '', '2026-11-24T10:01:00Z', '2026-11-24T10:01:00Z', 3, '2026-11-24T10:02:00Z')",
+    ] {
+        exec(db, sql).await;
+    }
+
+    Migrator::up(db, None).await.expect("search migration");
+    assert_eq!(
+        found(db, "otter").await,
+        [1, 2],
+        "existing messages are indexed, in any case"
+    );
+    assert_eq!(found(db, "beaver").await, [2]);
+
+    exec(
+        db,
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at, created_at, version) VALUES \
+           (4, 1, 4, 1, 'a new otter', '2026-11-24T10:03:00Z', '2026-11-24T10:03:00Z', 4)",
+    )
+    .await;
+    assert_eq!(found(db, "otter").await, [1, 2, 4], "an insert is indexed");
+    exec(db, "UPDATE messages SET content = 'a new heron' WHERE id = 4").await;
+    assert_eq!(found(db, "otter").await, [1, 2], "an edit drops the old words");
+    assert_eq!(found(db, "heron").await, [4], "…and indexes the new ones");
+    exec(
+        db,
+        "UPDATE messages SET content = '', deleted_at = '2026-11-24T10:04:00Z' WHERE id = 2",
+    )
+    .await;
+    assert_eq!(found(db, "otter").await, [1], "a tombstone leaves the index");
+    assert_eq!(found(db, "beaver").await, Vec::<i64>::new());
+    exec(db, "DELETE FROM messages WHERE id = 1").await;
+    assert_eq!(
+        found(db, "otter").await,
+        Vec::<i64>::new(),
+        "a deleted row leaves the index"
+    );
+    assert_eq!(found(db, "heron").await, [4], "others stay");
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // With rank 1, FTS5 also checks its index against the `messages` rows themselves.
+        exec(
+            db,
+            "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+        )
+        .await;
+    }
+
+    Migrator::down(db, Some(1)).await.expect("search migration down");
+    Migrator::up(db, None).await.expect("and up again");
+    assert_eq!(found(db, "heron").await, [4], "up again indexes what is there");
+}
+
+#[tokio::test]
+async fn sqlite_search_upgrade() {
+    let dir = std::env::temp_dir().join(format!("rc-search-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("upgrade.db");
+    let _ = std::fs::remove_file(&path);
+    let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .expect("open SQLite");
+    upgrade_indexes_existing_messages(&db).await;
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn postgres_search_upgrade() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true needs TEST_DATABASE_URL for the PostgreSQL migration test"
+        );
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL search upgrade test skipped");
+        return;
+    };
+    let admin = Database::connect(&url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    let name = format!("rc_search_upgrade_{}", std::process::id());
+    exec(&admin, &format!("DROP DATABASE IF EXISTS {name}")).await;
+    exec(&admin, &format!("CREATE DATABASE {name}")).await;
+    let base = url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .expect("URL with a database name");
+    let db = Database::connect(format!("{base}/{name}"))
+        .await
+        .expect("connect to the fresh database");
+    upgrade_indexes_existing_messages(&db).await;
+    db.close().await.unwrap();
+    exec(&admin, &format!("DROP DATABASE {name}")).await;
+}

@@ -1,0 +1,104 @@
+//! Full-text search queries: PostgreSQL's GIN-indexed `search_vector` and SQLite's FTS5
+//! table `messages_fts` (both kept by the database itself, see the migration
+//! `m20261208_000002_search`), each ranked, filtered by current membership, and paged
+//! by `(rank, id)` descending.
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Value};
+
+use super::{
+    conversations::{HISTORY_COLUMNS, HistoryMessage},
+    stmt,
+};
+use crate::domain::search::{Cursor, SearchText};
+
+/// A message found, with its rank (higher is better).
+pub struct Found {
+    pub message: HistoryMessage,
+    pub rank: f64,
+}
+
+impl FromQueryResult for Found {
+    fn from_query_result(row: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(Found {
+            message: HistoryMessage::from_query_result(row, pre)?,
+            rank: row.try_get(pre, "rank")?,
+        })
+    }
+}
+
+/// The matches of `text` in `user`'s current conversations (or `conversation` alone),
+/// after `after` in the order best first then newest; at most `limit`, and whether more
+/// follow. `text` must hold terms.
+pub async fn matching<C: ConnectionTrait>(
+    db: &C,
+    user: i64,
+    text: &SearchText,
+    conversation: Option<i64>,
+    after: Option<Cursor>,
+    limit: u64,
+) -> anyhow::Result<(Vec<Found>, bool)> {
+    let visible = "m.conversation_id IN (SELECT conversation_id FROM conversation_members \
+                     WHERE user_id = $1 AND left_at IS NULL) AND m.deleted_at IS NULL AND m.content <> ''";
+    let only = if conversation.is_some() {
+        "AND m.conversation_id = $6"
+    } else {
+        ""
+    };
+    // Every visible match with its rank, each rank computed once.
+    let (candidates, terms) = match db.get_database_backend() {
+        // `ts_rank` is a float4; as a float8 it is exact, so the cursor compares equal.
+        // Normalisation 1 divides by 1 + log(length): as bm25 does, a short message
+        // naming the term ranks above a long one that mentions it in passing.
+        DbBackend::Postgres => (
+            format!(
+                "SELECT m.id, CAST(ts_rank(m.search_vector, q.q, 1) AS DOUBLE PRECISION) AS rank \
+                 FROM messages m, plainto_tsquery('simple', $2) AS q(q) \
+                 WHERE m.search_vector @@ q.q AND {visible} {only}"
+            ),
+            text.plain(),
+        ),
+        // bm25 is lower for better matches; negated to read like ts_rank. `CROSS JOIN`
+        // is SQLite's way to fix the join order: FTS5's hits first, then their rows.
+        // (Left to itself the planner started from the caller's messages and probed the
+        // hits for each: 0.3 s for a word found ten times among a million messages.)
+        _ => (
+            format!(
+                "SELECT h.id, h.rank FROM (SELECT rowid AS id, -bm25(messages_fts) AS rank \
+                   FROM messages_fts WHERE messages_fts MATCH $2) h \
+                 CROSS JOIN messages m ON m.id = h.id WHERE {visible} {only}"
+            ),
+            text.fts5(),
+        ),
+    };
+    let (after_rank, after_id) = after.map_or((f64::INFINITY, i64::MAX), |c| (c.rank, c.message_id));
+    let mut values: Vec<Value> = vec![
+        user.into(),
+        terms.into(),
+        after_rank.into(),
+        after_id.into(),
+        (limit as i64 + 1).into(),
+    ];
+    if let Some(id) = conversation {
+        values.push(id.into());
+    }
+    // Ranking needs every candidate, but only the page is sorted in full and read back
+    // with its columns: materialised, the candidates are (id, rank) pairs and the page
+    // a bounded top-N sort of them, never a sort of whole rows.
+    // One extra row tells whether there is more.
+    let mut found = Found::find_by_statement(stmt(
+        db,
+        &format!(
+            "WITH candidates AS MATERIALIZED ({candidates}), \
+             page AS MATERIALIZED (SELECT id, rank FROM candidates \
+               WHERE rank < $3 OR (rank = $3 AND id < $4) ORDER BY rank DESC, id DESC LIMIT $5) \
+             SELECT {HISTORY_COLUMNS}, p.rank FROM page p JOIN messages m ON m.id = p.id \
+             LEFT JOIN messages r ON r.id = m.reply_to_id \
+             ORDER BY p.rank DESC, m.id DESC"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    let has_more = found.len() as u64 > limit;
+    found.truncate(limit as usize);
+    Ok((found, has_more))
+}
