@@ -9,10 +9,10 @@ mod m20261125_000004_token_revocation;
 mod m20261125_000005_privacy;
 mod m20261207_000001_message_lifecycle;
 mod m20261208_000001_attachments;
+mod m20261208_000002_search;
 mod m20261208_000003_push_hooks;
 mod m20261208_000004_e2e_keys;
 mod m20261208_000005_unread_skips_deleted;
-mod m20261208_000002_search;
 
 pub struct Migrator;
 

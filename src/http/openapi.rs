@@ -17,8 +17,8 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    attachments, auth, blocks, conversations, groups, health, keys, message_changes, messages, mutes, presence,
-    search, users,
+    attachments, auth, blocks, conversations, groups, health, keys, message_changes, messages, mutes,
+    presence, search, users,
 };
 use crate::{state::AppState, wire::Iso};
 

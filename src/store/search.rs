@@ -5,7 +5,7 @@
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Value};
 
 use super::{
-    conversations::{HISTORY_COLUMNS, HistoryMessage},
+    conversations::{ATTACHMENT_JOIN, HISTORY_COLUMNS, HistoryMessage},
     stmt,
 };
 use crate::domain::search::{Cursor, SearchText};
@@ -91,7 +91,7 @@ pub async fn matching<C: ConnectionTrait>(
              page AS MATERIALIZED (SELECT id, rank FROM candidates \
                WHERE rank < $3 OR (rank = $3 AND id < $4) ORDER BY rank DESC, id DESC LIMIT $5) \
              SELECT {HISTORY_COLUMNS}, p.rank FROM page p JOIN messages m ON m.id = p.id \
-             LEFT JOIN messages r ON r.id = m.reply_to_id \
+             LEFT JOIN messages r ON r.id = m.reply_to_id {ATTACHMENT_JOIN} \
              ORDER BY p.rank DESC, m.id DESC"
         ),
         values,
