@@ -166,6 +166,7 @@ pub async fn build(
             sends: UserRate::new(config.rate_sends_per_sec, config.rate_sends_burst),
             typing: UserRate::new(config.rate_typing_per_sec, 2 * config.rate_typing_per_sec),
             sync: UserRate::new(config.rate_sync_per_sec, 2 * config.rate_sync_per_sec),
+            lookups: UserRate::new(config.rate_lookups_per_sec, 2 * config.rate_lookups_per_sec),
             sockets: Sockets::new(config.max_sockets_per_user),
         },
         db,

@@ -76,6 +76,9 @@ pub struct Config {
     /// `typing` and `sync` per user, per second (0: off); bursts of twice that.
     pub rate_typing_per_sec: u32,
     pub rate_sync_per_sec: u32,
+    /// Searches and key-bundle fetches per user, per second (0: off); bursts of twice
+    /// that. Each can cost the database far more than a send.
+    pub rate_lookups_per_sec: u32,
     /// Sockets per user and in total (0: off).
     pub max_sockets_per_user: usize,
     pub max_connections: usize,
@@ -252,6 +255,7 @@ impl Config {
             rate_sends_burst: parse("RATE_SENDS_BURST", 100)?,
             rate_typing_per_sec: parse("RATE_TYPING_PER_SEC", 5)?,
             rate_sync_per_sec: parse("RATE_SYNC_PER_SEC", 10)?,
+            rate_lookups_per_sec: parse("RATE_LOOKUPS_PER_SEC", 10)?,
             max_sockets_per_user: parse("MAX_SOCKETS_PER_USER", 20)?,
             max_connections: parse("MAX_CONNECTIONS", 100_000)?,
             connect_timeout: match millis("CONNECT_TIMEOUT_MS", 5_000)? {

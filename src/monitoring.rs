@@ -162,11 +162,12 @@ fn describe() {
 
 /// Publishes the configured limits, so dashboards can draw them beside what they bound.
 pub fn record_limits(config: &Config) {
-    let limits: [(&'static str, f64); 15] = [
+    let limits: [(&'static str, f64); 16] = [
         ("rate_sends_per_sec", config.rate_sends_per_sec.into()),
         ("rate_sends_burst", config.rate_sends_burst.into()),
         ("rate_typing_per_sec", config.rate_typing_per_sec.into()),
         ("rate_sync_per_sec", config.rate_sync_per_sec.into()),
+        ("rate_lookups_per_sec", config.rate_lookups_per_sec.into()),
         ("max_sockets_per_user", config.max_sockets_per_user as f64),
         ("max_connections", config.max_connections as f64),
         ("hash_concurrency", config.hash_concurrency as f64),

@@ -56,6 +56,8 @@ pub struct Limits {
     pub sends: UserRate,
     pub typing: UserRate,
     pub sync: UserRate,
+    /// Searches and key-bundle fetches.
+    pub lookups: UserRate,
     pub sockets: Arc<Sockets>,
 }
 
@@ -68,7 +70,7 @@ impl Limits {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 every.tick().await;
-                for rate in [&limits.sends, &limits.typing, &limits.sync] {
+                for rate in [&limits.sends, &limits.typing, &limits.sync, &limits.lookups] {
                     rate.forget_idle();
                 }
             }

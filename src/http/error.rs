@@ -102,10 +102,17 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?e, "request failed");
         }
         let mut response = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
-        if matches!(self, ApiError::Domain(DomainError::Busy)) {
+        let retry_after_secs = match &self {
+            ApiError::Domain(DomainError::Busy) => Some(1),
+            ApiError::Domain(DomainError::RateLimited { retry_after_ms }) => {
+                Some(retry_after_ms.div_ceil(1000))
+            }
+            _ => None,
+        };
+        if let Some(secs) = retry_after_secs {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(secs),
             );
         }
         response

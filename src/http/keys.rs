@@ -325,6 +325,7 @@ pub async fn add_prekeys(
         crate::http::openapi::Unauthenticated,
         (status = 403, description = "a block stands between the caller and the user", body = crate::http::openapi::ErrorBody),
         crate::http::openapi::NotFound,
+        crate::http::openapi::RateLimited,
     )
 )]
 pub async fn bundles(
@@ -332,6 +333,8 @@ pub async fn bundles(
     AuthUser(me): AuthUser,
     Path(user): Path<String>,
 ) -> ApiResult<Json<KeyBundles>> {
+    // Each fetch claims one-time prekeys: unlimited, one client could drain everyone's.
+    state.limits.lookups.check(me)?;
     let user = path_id(&user, "user")?;
     let devices = directory::bundles(
         &state.db,

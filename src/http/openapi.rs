@@ -166,6 +166,15 @@ pub enum Forbidden {
     Forbidden(ErrorBody),
 }
 
+/// A per-user rate (`RATE_LOOKUPS_PER_SEC` for searches and key-bundle fetches) is spent.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum RateLimited {
+    /// Too many such requests; retry after `Retry-After` seconds.
+    #[response(status = 429, headers(("Retry-After" = u32, description = "seconds to wait")))]
+    TooMany(ErrorBody),
+}
+
 /// Password hashing is bounded: past its queue the request is refused at once.
 #[derive(IntoResponses)]
 #[allow(dead_code)]

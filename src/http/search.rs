@@ -54,6 +54,7 @@ struct SnippetPart {
         crate::http::openapi::BadParameter,
         crate::http::openapi::Unauthenticated,
         crate::http::openapi::NotFound,
+        crate::http::openapi::RateLimited,
     )
 )]
 /// `GET /api/search?q=…[&conversation_id=X][&limit=N][&cursor=C]`
@@ -62,6 +63,7 @@ pub async fn search(
     AuthUser(me): AuthUser,
     params: QueryParams,
 ) -> ApiResult<Json<SearchPage>> {
+    state.limits.lookups.check(me)?;
     let q = params
         .raw("q")
         .ok_or_else(|| ApiError::BadRequest("missing required parameter `q`".into()))?;

@@ -11,11 +11,12 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { backend, startServer, ISO_UTC } from "../lib/harness.js";
 import { connect, closeAll } from "../lib/client.js";
-import { history, createGroup } from "../lib/api.js";
+import { history, createGroup, eventually } from "../lib/api.js";
 
 let server;
 before(async () => {
-  server = await startServer();
+  // These tests search far faster than a person; the rate has its own test below.
+  server = await startServer({ env: { RATE_LOOKUPS_PER_SEC: "0" } });
 });
 after(() => server?.stop());
 
@@ -257,5 +258,32 @@ describe(`search (${backend})`, () => {
     // After every refusal, the same search still answers.
     assert.equal((await found(bob, "spruce")).length, 1);
     await closeAll(aliceSocket, bobSocket);
+  });
+});
+
+describe("rate", () => {
+  test("RATE_LOOKUPS_PER_SEC bounds one user's searches and key-bundle fetches, not another's", async () => {
+    const limited = await startServer({ env: { RATE_LOOKUPS_PER_SEC: "1" } });
+    try {
+      const [alice, bob] = await limited.registerMany("alice", "bob");
+      const get = (user, path) => limited.http("GET", path, { token: user.token });
+      // A burst of two, then one a second: the third lookup at once is refused.
+      assert.equal((await get(alice, "/api/search?q=anything")).status, 200);
+      assert.equal((await get(alice, `/api/users/${bob.id}/keys`)).status, 200, "bundles spend the same tokens");
+      const refused = await get(alice, "/api/search?q=anything");
+      assert.equal(refused.status, 429, refused.text);
+      assert.equal(typeof refused.body.error, "string");
+      assert.ok(Number(refused.headers.get("retry-after")) >= 1, `Retry-After: ${refused.headers.get("retry-after")}`);
+      assert.equal((await get(alice, `/api/users/${bob.id}/keys`)).status, 429);
+      assert.equal((await get(bob, "/api/search?q=anything")).status, 200, "bob has his own tokens");
+      const retryAfterMs = Number(refused.headers.get("retry-after")) * 1000;
+      await eventually(async () => (await get(alice, "/api/search?q=anything")).status === 200, {
+        timeoutMs: retryAfterMs + 3_000,
+        intervalMs: 250,
+        what: "alice's tokens come back",
+      });
+    } finally {
+      await limited.stop();
+    }
   });
 });
