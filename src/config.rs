@@ -1,5 +1,6 @@
 //! Environment → typed, validated configuration. Read once at start-up.
 mod attachments;
+mod push;
 
 use std::{env, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -7,6 +8,7 @@ use rand::RngCore;
 use thiserror::Error;
 
 pub use attachments::{AttachmentStorage, AttachmentsConfig, S3Settings};
+pub use push::{Include as PushInclude, PushConfig};
 
 /// Default database: an SQLite file in the working directory, created on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://realtime-chat.db?mode=rwc";
@@ -99,7 +101,7 @@ pub struct Config {
     /// Where `/metrics` is served instead of the public port (None: on the public port).
     pub metrics_addr: Option<SocketAddr>,
     /// Push hooks (`PUSH_*`); None when `PUSH_WEBHOOK_URL` is unset.
-    pub push: Option<crate::push::config::PushConfig>,
+    pub push: Option<PushConfig>,
     /// How log lines are written (the subscriber is set up before this is read; see
     /// [`LogFormat::from_env`]).
     pub log_format: LogFormat,
@@ -296,7 +298,7 @@ impl Config {
             edit_window: Duration::from_secs(edit_window_secs),
             max_encrypted_bytes,
             prekey_low_watermark,
-            push: crate::push::config::PushConfig::from_env(var)?,
+            push: PushConfig::from_env(var)?,
         })
     }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::config::Include;
+use crate::config::PushInclude as Include;
 use crate::wire::iso;
 
 /// The event every hook reports (the only one so far).

@@ -10,7 +10,6 @@
 //! that dies in that gap (milliseconds) loses those hooks, never the messages.
 pub mod body;
 pub mod coalesce;
-pub mod config;
 pub mod outbox;
 pub mod recipients;
 pub mod retry;
@@ -23,6 +22,7 @@ use metrics::counter;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, mpsc};
 
+use crate::config::PushConfig;
 use crate::{
     domain::{
         messaging::{AfterCommit, StoredMessage},
@@ -31,7 +31,6 @@ use crate::{
     monitoring,
     store::{self, push_outbox},
 };
-use config::PushConfig;
 use recipients::Sent;
 
 /// Conversations per members query (well inside SQLite's parameter limit).

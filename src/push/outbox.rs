@@ -10,11 +10,11 @@ use tokio::sync::Notify;
 use super::{
     body::{HookFacts, render},
     coalesce::{Merged, merge},
-    config::PushConfig,
     retry::{Attempt, Next, Policy},
     sender::Sender,
 };
 use crate::{
+    config::PushConfig,
     monitoring,
     store::{
         self,

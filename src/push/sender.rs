@@ -2,7 +2,8 @@
 use chrono::Utc;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
-use super::{config::PushConfig, retry::Attempt, signature::sign};
+use super::{retry::Attempt, signature::sign};
+use crate::config::PushConfig;
 
 /// The headers every hook carries (see docs/PROTOCOL.md, "Push hooks").
 pub const SIGNATURE_HEADER: &str = "X-RC-Signature";

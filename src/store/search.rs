@@ -8,7 +8,15 @@ use super::{
     conversations::{ATTACHMENT_JOIN, HISTORY_COLUMNS, HistoryMessage},
     stmt,
 };
-use crate::domain::search::{Cursor, SearchText};
+
+/// What to search for, as each database's query language spells it (the domain builds
+/// both from the user's words, so nothing typed is ever syntax).
+pub struct Terms<'a> {
+    /// Words for PostgreSQL's `plainto_tsquery`.
+    pub plain: &'a str,
+    /// An FTS5 query of quoted words, for SQLite.
+    pub fts5: &'a str,
+}
 
 /// A message found, with its rank (higher is better).
 pub struct Found {
@@ -26,14 +34,14 @@ impl FromQueryResult for Found {
 }
 
 /// The matches of `text` in `user`'s current conversations (or `conversation` alone),
-/// after `after` in the order best first then newest; at most `limit`, and whether more
-/// follow. `text` must hold terms.
+/// after `after` (a rank and message id) in the order best first then newest; at most
+/// `limit`, and whether more follow. `text` must hold terms.
 pub async fn matching<C: ConnectionTrait>(
     db: &C,
     user: i64,
-    text: &SearchText,
+    text: Terms<'_>,
     conversation: Option<i64>,
-    after: Option<Cursor>,
+    after: Option<(f64, i64)>,
     limit: u64,
 ) -> anyhow::Result<(Vec<Found>, bool)> {
     let visible = "m.conversation_id IN (SELECT conversation_id FROM conversation_members \
@@ -54,7 +62,7 @@ pub async fn matching<C: ConnectionTrait>(
                  FROM messages m, plainto_tsquery('simple', $2) AS q(q) \
                  WHERE m.search_vector @@ q.q AND {visible} {only}"
             ),
-            text.plain(),
+            text.plain.to_owned(),
         ),
         // bm25 is lower for better matches; negated to read like ts_rank. `CROSS JOIN`
         // is SQLite's way to fix the join order: FTS5's hits first, then their rows.
@@ -66,10 +74,10 @@ pub async fn matching<C: ConnectionTrait>(
                    FROM messages_fts WHERE messages_fts MATCH $2) h \
                  CROSS JOIN messages m ON m.id = h.id WHERE {visible} {only}"
             ),
-            text.fts5(),
+            text.fts5.to_owned(),
         ),
     };
-    let (after_rank, after_id) = after.map_or((f64::INFINITY, i64::MAX), |c| (c.rank, c.message_id));
+    let (after_rank, after_id) = after.unwrap_or((f64::INFINITY, i64::MAX));
     let mut values: Vec<Value> = vec![
         user.into(),
         terms.into(),

@@ -67,8 +67,18 @@ pub async fn search(db: &DatabaseConnection, user: i64, request: Request<'_>) ->
             next_cursor: None,
         });
     }
-    let (found, has_more) =
-        store::search::matching(db, user, &text, request.conversation_id, after, limit).await?;
+    let (found, has_more) = store::search::matching(
+        db,
+        user,
+        store::search::Terms {
+            plain: &text.plain(),
+            fts5: &text.fts5(),
+        },
+        request.conversation_id,
+        after.map(|c| (c.rank, c.message_id)),
+        limit,
+    )
+    .await?;
     let next_cursor = has_more
         .then(|| {
             found.last().map(|f| Cursor {

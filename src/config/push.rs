@@ -1,8 +1,8 @@
 //! `PUSH_*` settings: where hooks go, how they are signed, what they may carry and how
-//! long they are retried. Read once with the rest of [`crate::config::Config`].
+//! long they are retried. Read once with the rest of [`super::Config`].
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use super::ConfigError;
 
 /// What a hook may carry beyond ids and times; each level includes the one before.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
