@@ -133,14 +133,6 @@ fn parse(
             };
             SendRequest::new(sender, device, target, content, client_msg_id)?
         }
-        // The upload is sniffed and served in the clear, so it cannot ride inside a
-        // message whose content the server must not read.
-        (None, Some(_)) if attachment_id.is_some() => {
-            return Err(DomainError::InvalidInput(
-                "an encrypted message cannot carry attachment_id: attachments are not end-to-end encrypted"
-                    .into(),
-            ));
-        }
         (None, Some(encrypted)) => SendRequest::new_encrypted(
             sender,
             device,

@@ -114,11 +114,18 @@ impl SendRequest {
 
 impl SendRequest {
     /// Makes this message carry the attachment `id`, which the writer checks the sender
-    /// uploaded.
+    /// uploaded. An encrypted message carries none: uploads are sniffed and served in
+    /// the clear, so one cannot ride in a message whose content the server must not read.
     pub fn carrying(mut self, id: Option<i64>) -> DomainResult<Self> {
         if id.is_some_and(|id| id <= 0) {
             return Err(DomainError::InvalidInput(
                 "attachment_id must be an attachment id".into(),
+            ));
+        }
+        if id.is_some() && self.encrypted.is_some() {
+            return Err(DomainError::InvalidInput(
+                "an encrypted message cannot carry attachment_id: attachments are not end-to-end encrypted"
+                    .into(),
             ));
         }
         self.attachment_id = id;
