@@ -157,6 +157,7 @@ pub async fn build(
         config.attachments.max_bytes,
     );
     attachments.spawn_sweeper(config.attachments.orphan_ttl, config.attachments.sweep_interval);
+    crate::domain::search::spawn_indexer(db.clone());
     let state = AppState {
         attachments,
         cluster: cluster.clone(),

@@ -13,6 +13,9 @@ mod m20261208_000002_search;
 mod m20261208_000003_push_hooks;
 mod m20261208_000004_e2e_keys;
 mod m20261208_000005_unread_skips_deleted;
+mod m20261208_000006_sparse_attachment_index;
+mod m20261208_000007_search_beside_messages;
+mod m20261208_000008_search_indexed_behind;
 
 pub struct Migrator;
 
@@ -31,6 +34,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_attachments::Migration),
             Box::new(m20261208_000003_push_hooks::Migration),
             Box::new(m20261208_000002_search::Migration),
+            Box::new(m20261208_000006_sparse_attachment_index::Migration),
+            Box::new(m20261208_000007_search_beside_messages::Migration),
+            Box::new(m20261208_000008_search_indexed_behind::Migration),
         ]
     }
 }

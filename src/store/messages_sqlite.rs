@@ -4,14 +4,20 @@
 //! insert, list previews and the senders' `sent_since_read` each get their own
 //! statement. What they do is the shared [`BatchPlan`].
 use chrono::{DateTime, Utc};
-use entity::messages;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 
 use super::{
     messages::{Landed, NewMessage},
     stmt, values_list,
 };
 use crate::domain::messaging::plan::BatchPlan;
+
+#[derive(FromQueryResult)]
+struct Inserted {
+    id: i64,
+    conversation_id: i64,
+    seq: i64,
+}
 
 #[derive(FromQueryResult)]
 struct CounterRow {
@@ -27,6 +33,7 @@ pub async fn write_batch(
     batch: &[NewMessage],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Landed> {
+    let _turn = super::SQLITE_TURNS.lock().await;
     let txn = super::begin_write(db).await?;
     // One statement bumps every counter the batch touches; the row locks it takes order
     // concurrent writers per conversation.
@@ -58,29 +65,63 @@ pub async fn write_batch(
 
     let version_of =
         |m: &NewMessage, seq: i64| seq + version_offset.get(&m.conversation_id).copied().unwrap_or(0);
-    let rows = batch.iter().zip(&seqs).map(|(m, seq)| messages::ActiveModel {
-        conversation_id: Set(m.conversation_id),
-        seq: Set(*seq),
-        version: Set(version_of(m, *seq)),
-        reply_to_id: Set(m.reply_to_id),
-        encrypted: Set(m.envelopes.is_some()),
-        envelopes: Set(m.envelopes.clone()),
-        sender_device_id: Set(m.sender_device_id),
-        attachment_id: Set(m.attachment_id),
-        edited_at: Set(None),
-        deleted_at: Set(None),
-        sender_id: Set(m.sender_id),
-        client_msg_id: Set(m.client_msg_id.clone()),
-        content: Set(m.content.clone()),
-        sent_at: Set(now),
-        delivered_at: Set(None),
-        read_at: Set(None),
-        created_at: Set(now),
-        ..Default::default()
+    // Written out rather than built by the ORM: only the columns a message sets (the
+    // rest keep their defaults), and only the row's key back, not the whole row.
+    let plain = batch.iter().all(|m| {
+        m.reply_to_id.is_none()
+            && m.envelopes.is_none()
+            && m.sender_device_id.is_none()
+            && m.attachment_id.is_none()
     });
-    let inserted = messages::Entity::insert_many(rows)
-        .exec_with_returning(&txn)
-        .await?;
+    // Every value in placeholder order, once (`now` repeated): SQLite binds them
+    // anonymously, see `store::stmt`.
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut tuples = Vec::with_capacity(batch.len());
+    for (m, seq) in batch.iter().zip(&seqs) {
+        let mut row: Vec<sea_orm::Value> = vec![
+            m.conversation_id.into(),
+            (*seq).into(),
+            version_of(m, *seq).into(),
+            m.sender_id.into(),
+            m.client_msg_id.clone().into(),
+            m.content.clone().into(),
+        ];
+        if !plain {
+            row.extend([
+                m.reply_to_id.into(),
+                m.envelopes.is_some().into(),
+                m.envelopes.clone().into(),
+                m.sender_device_id.into(),
+                m.attachment_id.into(),
+            ]);
+        }
+        row.extend([now.into(), now.into()]);
+        let first = values.len() + 1;
+        tuples.push(format!(
+            "({})",
+            (first..first + row.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        values.extend(row);
+    }
+    let extra = if plain {
+        ""
+    } else {
+        ", reply_to_id, encrypted, envelopes, sender_device_id, attachment_id"
+    };
+    let inserted = Inserted::find_by_statement(stmt(
+        &txn,
+        &format!(
+            "INSERT INTO messages (conversation_id, seq, version, sender_id, client_msg_id, content{extra}, \
+               sent_at, created_at) VALUES {} RETURNING id, conversation_id, seq",
+            tuples.join(", ")
+        ),
+        values,
+    ))
+    .all(&txn)
+    .await?;
     let ids: std::collections::HashMap<(i64, i64), i64> = inserted
         .into_iter()
         .map(|m| ((m.conversation_id, m.seq), m.id))

@@ -34,6 +34,13 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now().trunc_subsecs(6)
 }
 
+/// Turns at SQLite's one write transaction for the two writers that write all the time:
+/// the message writer and the search indexer. A writer that finds the lock taken waits
+/// in SQLite's busy handler, which sleeps in growing steps (1, 2, 5, 10 ms…) and so can
+/// oversleep the other's commit many times over; waiting here, the next one starts as
+/// soon as the other commits.
+pub(crate) static SQLITE_TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Begins a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade to a
 /// writer once another connection has committed (`SQLITE_BUSY_SNAPSHOT`, which no
@@ -85,17 +92,46 @@ pub(crate) fn values_list<const N: usize>(
     (tuples.join(", "), values)
 }
 
+/// SQLite's form of `$n` placeholders. When they read `$1, $2, … $n` in order, each once
+/// (a batch's long VALUES list), they become anonymous `?`s, which SQLite numbers the
+/// same way: binding looks each numbered parameter's name up in a list, one scan per
+/// parameter, so a statement of thousands of `?NNN`s cost quadratic time to bind.
+/// Otherwise `?NNN`, which may repeat and come in any order.
 fn numbered_placeholders(sql: &str) -> String {
+    let numbers = placeholder_numbers(sql);
+    let in_order = numbers.iter().enumerate().all(|(i, n)| *n == i + 1);
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
             out.push('?');
+            if in_order {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+            }
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// The numbers of the `$n` placeholders, in the order they appear.
+fn placeholder_numbers(sql: &str) -> Vec<usize> {
+    let mut numbers = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            let mut n = 0usize;
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(d as usize);
+                chars.next();
+            }
+            numbers.push(n);
+        }
+    }
+    numbers
 }
 
 #[cfg(test)]
@@ -105,6 +141,30 @@ mod tests {
         assert_eq!(
             super::numbered_placeholders("SELECT $1, '$x', $12 WHERE a = $2"),
             "SELECT ?1, '$x', ?12 WHERE a = ?2"
+        );
+        assert_eq!(
+            super::numbered_placeholders("SELECT $1 WHERE a = $2 OR b = $1"),
+            "SELECT ?1 WHERE a = ?2 OR b = ?1",
+            "a repeated one keeps every number"
+        );
+        assert_eq!(
+            super::numbered_placeholders("SELECT $2, $1"),
+            "SELECT ?2, ?1",
+            "so does any other order"
+        );
+    }
+
+    #[test]
+    fn placeholders_in_order_become_anonymous() {
+        assert_eq!(
+            super::numbered_placeholders("INSERT INTO t VALUES ($1, $2), ($3, $4) RETURNING '$x'"),
+            "INSERT INTO t VALUES (?, ?), (?, ?) RETURNING '$x'"
+        );
+        let many = (1..=1200).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        assert_eq!(
+            super::numbered_placeholders(&many),
+            vec!["?"; 1200].join(", "),
+            "$10 is not $1 then 0"
         );
     }
 }

@@ -1,8 +1,9 @@
-//! Full-text search queries: PostgreSQL's GIN-indexed `search_vector` and SQLite's FTS5
-//! table `messages_fts` (both kept by the database itself, see the migration
-//! `m20261208_000002_search`), each ranked, filtered by current membership, and paged
+//! Full-text search queries: PostgreSQL's GIN-indexed `message_search` table and SQLite's
+//! FTS5 table `messages_fts` (both beside the messages and kept by the database itself,
+//! see the migrations `m20261208_000002_search` and `m20261208_000007_search_beside_messages`),
+//! each ranked, filtered by current membership, and paged
 //! by `(rank, id)` descending.
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, QueryResult, Value};
 
 use super::{
     conversations::{ATTACHMENT_JOIN, HISTORY_COLUMNS, HistoryMessage},
@@ -58,9 +59,10 @@ pub async fn matching<C: ConnectionTrait>(
         // naming the term ranks above a long one that mentions it in passing.
         DbBackend::Postgres => (
             format!(
-                "SELECT m.id, CAST(ts_rank(m.search_vector, q.q, 1) AS DOUBLE PRECISION) AS rank \
-                 FROM messages m, plainto_tsquery('simple', $2) AS q(q) \
-                 WHERE m.search_vector @@ q.q AND {visible} {only}"
+                "SELECT m.id, CAST(ts_rank(s.search_vector, q.q, 1) AS DOUBLE PRECISION) AS rank \
+                 FROM message_search s JOIN messages m ON m.id = s.message_id, \
+                   plainto_tsquery('simple', $2) AS q(q) \
+                 WHERE s.search_vector @@ q.q AND {visible} {only}"
             ),
             text.plain.to_owned(),
         ),
@@ -109,4 +111,71 @@ pub async fn matching<C: ConnectionTrait>(
     let has_more = found.len() as u64 > limit;
     found.truncate(limit as usize);
     Ok((found, has_more))
+}
+
+/// Messages SQLite indexes in one write transaction (a few ms of FTS5 work): short
+/// enough for sends not to wait long behind it, long enough to write few segments.
+const INDEX_BATCH: i64 = 1000;
+
+/// Indexes for search the SQLite messages not indexed yet (see the migration
+/// `m20261208_000008_search_indexed_behind`), in batches; returns how many. PostgreSQL
+/// indexes each message as it is stored, so there is nothing to do.
+pub async fn index_pending(db: &DatabaseConnection) -> anyhow::Result<u64> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return Ok(0);
+    }
+    let mut indexed = 0;
+    loop {
+        // A read first: most calls find nothing to do, and need no write lock for that.
+        let pending = db
+            .query_one_raw(stmt(
+                db,
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE id > (SELECT indexed_through FROM search_progress))",
+                [],
+            ))
+            .await?
+            .map(|row| row.try_get_by_index::<bool>(0))
+            .transpose()?
+            .unwrap_or(false);
+        if !pending {
+            return Ok(indexed);
+        }
+        let _turn = super::SQLITE_TURNS.lock().await;
+        let txn = super::begin_write(db).await?;
+        let batch = txn
+            .query_one_raw(stmt(
+                &txn,
+                "SELECT p.indexed_through, MAX(m.id), COUNT(m.id) FROM search_progress p \
+                 LEFT JOIN (SELECT id FROM messages WHERE id > (SELECT indexed_through FROM search_progress) \
+                   ORDER BY id LIMIT $1) m GROUP BY p.indexed_through",
+                [INDEX_BATCH.into()],
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("search_progress has no row"))?;
+        let from: i64 = batch.try_get_by_index(0)?;
+        let (Some(through), count) = (
+            batch.try_get_by_index::<Option<i64>>(1)?,
+            batch.try_get_by_index::<i64>(2)?,
+        ) else {
+            txn.commit().await?;
+            return Ok(indexed);
+        };
+        txn.execute_raw(stmt(
+            &txn,
+            "INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages WHERE id > $1 AND id <= $2",
+            [from.into(), through.into()],
+        ))
+        .await?;
+        txn.execute_raw(stmt(
+            &txn,
+            "UPDATE search_progress SET indexed_through = $1",
+            [through.into()],
+        ))
+        .await?;
+        txn.commit().await?;
+        indexed += count as u64;
+        if count < INDEX_BATCH {
+            return Ok(indexed);
+        }
+    }
 }

@@ -50,6 +50,27 @@ pub struct Results {
     pub next_cursor: Option<Cursor>,
 }
 
+/// How often the background indexer looks for messages to index (SQLite; a search
+/// indexes what it finds pending itself, so this only bounds how much one has to).
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps the search index close behind the messages, off the send path.
+pub fn spawn_indexer(db: DatabaseConnection) {
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(INDEX_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = store::search::index_pending(&db).await {
+                tracing::warn!(error = ?e, "indexing messages for search failed; will retry");
+            }
+        }
+    });
+}
+
 /// Searches the caller's conversations (or one of them).
 pub async fn search(db: &DatabaseConnection, user: i64, request: Request<'_>) -> DomainResult<Results> {
     let text = SearchText::parse(request.q)?;
@@ -67,6 +88,9 @@ pub async fn search(db: &DatabaseConnection, user: i64, request: Request<'_>) ->
             next_cursor: None,
         });
     }
+    // A search finds every message sent before it, even those the index has not
+    // reached yet (SQLite indexes behind the send path).
+    store::search::index_pending(db).await?;
     let (found, has_more) = store::search::matching(
         db,
         user,
