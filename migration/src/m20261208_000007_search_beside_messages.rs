@@ -8,7 +8,9 @@
 //! path's largest new cost (BENCHMARKS.md, "Scenario 1 with the message lifecycle").
 //!
 //! `message_search` holds one row per message with text (tombstones and encrypted
-//! messages have none), written only when a message is inserted, edited or deleted.
+//! messages have none), written only when a message is inserted, edited or deleted,
+//! with the message's conversation: a search picks and ranks its candidates from this
+//! table alone and reads only the page's messages.
 //! Triggers keep it, as the generated column did, so every write path (and bulk SQL)
 //! is covered: inserts per statement (one `INSERT … SELECT` for a whole batch), edits
 //! per row and only when the text changed, deletes per statement. No foreign key: its
@@ -21,15 +23,16 @@ use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 pub struct Migration;
 
 const UP: &[&str] = &[
-    "CREATE TABLE message_search (message_id BIGINT PRIMARY KEY, search_vector tsvector NOT NULL)",
-    "INSERT INTO message_search (message_id, search_vector) \
-       SELECT id, search_vector FROM messages WHERE content <> ''",
+    "CREATE TABLE message_search (message_id BIGINT PRIMARY KEY, conversation_id BIGINT NOT NULL, \
+       search_vector tsvector NOT NULL)",
+    "INSERT INTO message_search (message_id, conversation_id, search_vector) \
+       SELECT id, conversation_id, search_vector FROM messages WHERE content <> ''",
     "CREATE INDEX idx_message_search ON message_search USING GIN (search_vector)",
     "DROP INDEX IF EXISTS idx_messages_search",
     "ALTER TABLE messages DROP COLUMN IF EXISTS search_vector",
     "CREATE FUNCTION message_search_inserted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-       INSERT INTO message_search (message_id, search_vector) \
-         SELECT id, to_tsvector('simple', content) FROM inserted_messages WHERE content <> ''; \
+       INSERT INTO message_search (message_id, conversation_id, search_vector) \
+         SELECT id, conversation_id, to_tsvector('simple', content) FROM inserted_messages WHERE content <> ''; \
        RETURN NULL; \
      END $$",
     "CREATE TRIGGER message_search_inserted AFTER INSERT ON messages \
@@ -39,8 +42,8 @@ const UP: &[&str] = &[
        IF NEW.content = '' THEN \
          DELETE FROM message_search WHERE message_id = NEW.id; \
        ELSE \
-         INSERT INTO message_search (message_id, search_vector) \
-           VALUES (NEW.id, to_tsvector('simple', NEW.content)) \
+         INSERT INTO message_search (message_id, conversation_id, search_vector) \
+           VALUES (NEW.id, NEW.conversation_id, to_tsvector('simple', NEW.content)) \
            ON CONFLICT (message_id) DO UPDATE SET search_vector = EXCLUDED.search_vector; \
        END IF; \
        RETURN NULL; \

@@ -47,22 +47,25 @@ pub async fn matching<C: ConnectionTrait>(
 ) -> anyhow::Result<(Vec<Found>, bool)> {
     let visible = "m.conversation_id IN (SELECT conversation_id FROM conversation_members \
                      WHERE user_id = $1 AND left_at IS NULL) AND m.deleted_at IS NULL AND m.content <> ''";
-    let only = if conversation.is_some() {
-        "AND m.conversation_id = $6"
-    } else {
-        ""
+    // The one conversation asked for, if any, on the candidates' alias.
+    let only = |alias: &str| match conversation {
+        Some(_) => format!("AND {alias}.conversation_id = $6"),
+        None => String::new(),
     };
     // Every visible match with its rank, each rank computed once.
     let (candidates, terms) = match db.get_database_backend() {
         // `ts_rank` is a float4; as a float8 it is exact, so the cursor compares equal.
         // Normalisation 1 divides by 1 + log(length): as bm25 does, a short message
         // naming the term ranks above a long one that mentions it in passing.
+        // Candidates come from `message_search` alone: it holds only messages with text
+        // (no tombstones, nothing encrypted) and each one's conversation.
         DbBackend::Postgres => (
             format!(
-                "SELECT m.id, CAST(ts_rank(s.search_vector, q.q, 1) AS DOUBLE PRECISION) AS rank \
-                 FROM message_search s JOIN messages m ON m.id = s.message_id, \
-                   plainto_tsquery('simple', $2) AS q(q) \
-                 WHERE s.search_vector @@ q.q AND {visible} {only}"
+                "SELECT s.message_id AS id, CAST(ts_rank(s.search_vector, q.q, 1) AS DOUBLE PRECISION) AS rank \
+                 FROM message_search s, plainto_tsquery('simple', $2) AS q(q) \
+                 WHERE s.search_vector @@ q.q AND s.conversation_id IN (SELECT conversation_id \
+                   FROM conversation_members WHERE user_id = $1 AND left_at IS NULL) {}",
+                only("s")
             ),
             text.plain.to_owned(),
         ),
@@ -74,7 +77,8 @@ pub async fn matching<C: ConnectionTrait>(
             format!(
                 "SELECT h.id, h.rank FROM (SELECT rowid AS id, -bm25(messages_fts) AS rank \
                    FROM messages_fts WHERE messages_fts MATCH $2) h \
-                 CROSS JOIN messages m ON m.id = h.id WHERE {visible} {only}"
+                 CROSS JOIN messages m ON m.id = h.id WHERE {visible} {}",
+                only("m")
             ),
             text.fts5.to_owned(),
         ),
