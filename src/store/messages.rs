@@ -29,6 +29,17 @@ pub struct NewMessage {
     pub attachment_id: Option<i64>,
 }
 
+impl NewMessage {
+    /// Text alone: no reply, envelopes or attachment, the common case. A batch of such
+    /// messages is written without those columns (both write paths).
+    pub fn is_plain(&self) -> bool {
+        self.reply_to_id.is_none()
+            && self.envelopes.is_none()
+            && self.sender_device_id.is_none()
+            && self.attachment_id.is_none()
+    }
+}
+
 /// A message as committed (also as relayed between nodes).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StoredMessage {

@@ -140,12 +140,7 @@ pub async fn write_batch(
             .into(),
         plan.senders.iter().map(|s| s.count).collect::<Vec<_>>().into(),
     ];
-    let plain = batch.iter().all(|m| {
-        m.reply_to_id.is_none()
-            && m.envelopes.is_none()
-            && m.sender_device_id.is_none()
-            && m.attachment_id.is_none()
-    });
+    let plain = batch.iter().all(NewMessage::is_plain);
     if !plain {
         values.extend([
             // 0 stands for "no reply" (ids start at 1).

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult};
 
 use super::{
     messages::{Landed, NewMessage},
-    stmt, values_list,
+    stmt, value_tuples, values_list,
 };
 use crate::domain::messaging::plan::BatchPlan;
 
@@ -67,17 +67,10 @@ pub async fn write_batch(
         |m: &NewMessage, seq: i64| seq + version_offset.get(&m.conversation_id).copied().unwrap_or(0);
     // Written out rather than built by the ORM: only the columns a message sets (the
     // rest keep their defaults), and only the row's key back, not the whole row.
-    let plain = batch.iter().all(|m| {
-        m.reply_to_id.is_none()
-            && m.envelopes.is_none()
-            && m.sender_device_id.is_none()
-            && m.attachment_id.is_none()
-    });
+    let plain = batch.iter().all(NewMessage::is_plain);
     // Every value in placeholder order, once (`now` repeated): SQLite binds them
     // anonymously, see `store::stmt`.
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    let mut tuples = Vec::with_capacity(batch.len());
-    for (m, seq) in batch.iter().zip(&seqs) {
+    let rows = batch.iter().zip(&seqs).map(|(m, seq)| {
         let mut row: Vec<sea_orm::Value> = vec![
             m.conversation_id.into(),
             (*seq).into(),
@@ -96,16 +89,9 @@ pub async fn write_batch(
             ]);
         }
         row.extend([now.into(), now.into()]);
-        let first = values.len() + 1;
-        tuples.push(format!(
-            "({})",
-            (first..first + row.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        values.extend(row);
-    }
+        row
+    });
+    let (tuples, values) = value_tuples(Vec::new(), rows);
     let extra = if plain {
         ""
     } else {
@@ -115,8 +101,7 @@ pub async fn write_batch(
         &txn,
         &format!(
             "INSERT INTO messages (conversation_id, seq, version, sender_id, client_msg_id, content{extra}, \
-               sent_at, created_at) VALUES {} RETURNING id, conversation_id, seq",
-            tuples.join(", ")
+               sent_at, created_at) VALUES {tuples} RETURNING id, conversation_id, seq"
         ),
         values,
     ))

@@ -76,18 +76,27 @@ pub(crate) fn values_list<const N: usize>(
     leading: Vec<Value>,
     rows: impl Iterator<Item = [i64; N]>,
 ) -> (String, Vec<Value>) {
+    value_tuples(leading, rows.map(|row| row.map(Value::from).to_vec()))
+}
+
+/// `($k, $k+1, …), …` for rows of any values (rows may differ in length), numbered after
+/// the `leading` values, which come first in the returned values.
+pub(crate) fn value_tuples(
+    leading: Vec<Value>,
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> (String, Vec<Value>) {
     let mut values = leading;
     let mut tuples = Vec::new();
     for row in rows {
         let start = values.len() + 1;
         tuples.push(format!(
             "({})",
-            (start..start + N)
+            (start..start + row.len())
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        values.extend(row.map(Value::from));
+        values.extend(row);
     }
     (tuples.join(", "), values)
 }

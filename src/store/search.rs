@@ -146,40 +146,103 @@ pub async fn index_pending(db: &DatabaseConnection) -> anyhow::Result<u64> {
         }
         let _turn = super::SQLITE_TURNS.lock().await;
         let txn = super::begin_write(db).await?;
-        let batch = txn
-            .query_one_raw(stmt(
+        // The next batch above the watermark, indexed with its text as it is now; then
+        // the watermark moves to the batch's last message. The write lock keeps the two
+        // statements looking at the same messages.
+        let next = "SELECT id FROM messages WHERE id > (SELECT indexed_through FROM search_progress) \
+                    ORDER BY id LIMIT $1";
+        let count = txn
+            .execute_raw(stmt(
                 &txn,
-                "SELECT p.indexed_through, MAX(m.id), COUNT(m.id) FROM search_progress p \
-                 LEFT JOIN (SELECT id FROM messages WHERE id > (SELECT indexed_through FROM search_progress) \
-                   ORDER BY id LIMIT $1) m GROUP BY p.indexed_through",
+                &format!(
+                    "INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages \
+                     WHERE id IN ({next})"
+                ),
                 [INDEX_BATCH.into()],
             ))
             .await?
-            .ok_or_else(|| anyhow::anyhow!("search_progress has no row"))?;
-        let from: i64 = batch.try_get_by_index(0)?;
-        let (Some(through), count) = (
-            batch.try_get_by_index::<Option<i64>>(1)?,
-            batch.try_get_by_index::<i64>(2)?,
-        ) else {
-            txn.commit().await?;
-            return Ok(indexed);
-        };
+            .rows_affected();
         txn.execute_raw(stmt(
             &txn,
-            "INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages WHERE id > $1 AND id <= $2",
-            [from.into(), through.into()],
-        ))
-        .await?;
-        txn.execute_raw(stmt(
-            &txn,
-            "UPDATE search_progress SET indexed_through = $1",
-            [through.into()],
+            &format!("UPDATE search_progress SET indexed_through = COALESCE((SELECT MAX(id) FROM ({next})), indexed_through)"),
+            [INDEX_BATCH.into()],
         ))
         .await?;
         txn.commit().await?;
-        indexed += count as u64;
-        if count < INDEX_BATCH {
+        indexed += count;
+        if count < INDEX_BATCH as u64 {
             return Ok(indexed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+    use super::{INDEX_BATCH, index_pending};
+    use crate::store::{db, stmt};
+
+    async fn int(db: &DatabaseConnection, sql: &str) -> i64 {
+        db.query_one_raw(stmt(db, sql, []))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap()
+    }
+
+    /// Messages inserted after the migration wait for the indexer; it takes them all, a
+    /// batch at a time, with their text as it is when their turn comes, and then has
+    /// nothing left to do.
+    #[tokio::test]
+    async fn sqlite_indexes_what_is_pending_in_batches() {
+        let dir = std::env::temp_dir().join(format!("rc-index-pending-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = db::connect(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display()))
+            .await
+            .unwrap();
+        db::migrate(&db).await.unwrap();
+        let total = 2 * INDEX_BATCH + 7;
+        for sql in [
+            "INSERT INTO users (id, email, password_hash, display_name, created_at) VALUES \
+               (1, 'a@x.example', 'h', 'a', '2026-12-08T10:00:00Z'), (2, 'b@x.example', 'h', 'b', '2026-12-08T10:00:00Z')",
+            "INSERT INTO conversations (id, kind, user_a, user_b, created_at, updated_at) VALUES \
+               (1, 'direct', 1, 2, '2026-12-08T10:00:00Z', '2026-12-08T10:00:00Z')",
+            "INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES \
+               (1, 1, 'member', '2026-12-08T10:00:00Z'), (1, 2, 'member', '2026-12-08T10:00:00Z')",
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {total}) \
+                 INSERT INTO messages (conversation_id, seq, sender_id, content, sent_at, created_at, version) \
+                 SELECT 1, i, 1, 'otter number ' || i, '2026-12-08T10:00:00Z', '2026-12-08T10:00:00Z', i FROM n"
+            ),
+            // Edited before its turn: indexed with the new text only.
+            "UPDATE messages SET content = 'a heron' WHERE seq = 5",
+        ] {
+            db.execute_unprepared(sql).await.unwrap();
+        }
+        let found =
+            |word: &str| format!("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"{word}\"'");
+        assert_eq!(int(&db, &found("otter")).await, 0, "nothing indexed yet");
+
+        assert_eq!(index_pending(&db).await.unwrap(), total as u64);
+        assert_eq!(int(&db, &found("otter")).await, total - 1);
+        assert_eq!(int(&db, &found("heron")).await, 1);
+        assert_eq!(
+            int(&db, "SELECT indexed_through FROM search_progress").await,
+            int(&db, "SELECT MAX(id) FROM messages").await
+        );
+        assert_eq!(index_pending(&db).await.unwrap(), 0, "nothing left");
+
+        // Below the watermark, the triggers keep the index.
+        db.execute_unprepared("UPDATE messages SET content = 'a heron too' WHERE seq = 6")
+            .await
+            .unwrap();
+        assert_eq!(int(&db, &found("heron")).await, 2);
+        db.execute_unprepared("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+            .await
+            .expect("the index mirrors the messages");
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
