@@ -2,8 +2,10 @@
 //! indexes what is there (but not tombstones), and from then on the index follows
 //! inserts, edits, tombstones and deletes by itself. Runs on SQLite always, and on
 //! PostgreSQL when `TEST_DATABASE_URL` is set (required under `CI=true`).
+mod common;
+
 use migration::{Migrator, MigratorTrait};
-use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 /// The migrations before search (the last one is `m20261207_000001_message_lifecycle`).
 const BEFORE_SEARCH: u32 = 7;
@@ -146,43 +148,16 @@ async fn upgrade_indexes_existing_messages(db: &DatabaseConnection) {
 
 #[tokio::test]
 async fn sqlite_search_upgrade() {
-    let dir = std::env::temp_dir().join(format!("rc-search-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("upgrade.db");
-    let _ = std::fs::remove_file(&path);
-    let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .expect("open SQLite");
-    upgrade_indexes_existing_messages(&db).await;
-    drop(db);
-    let _ = std::fs::remove_dir_all(&dir);
+    let fresh = common::sqlite("rc-search-upgrade").await;
+    upgrade_indexes_existing_messages(&fresh.db).await;
+    fresh.done().await;
 }
 
 #[tokio::test]
 async fn postgres_search_upgrade() {
-    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true needs TEST_DATABASE_URL for the PostgreSQL migration test"
-        );
-        eprintln!("TEST_DATABASE_URL not set: PostgreSQL search upgrade test skipped");
+    let Some(fresh) = common::postgres("rc_search_upgrade").await else {
         return;
     };
-    let admin = Database::connect(&url)
-        .await
-        .expect("connect to TEST_DATABASE_URL");
-    let name = format!("rc_search_upgrade_{}", std::process::id());
-    exec(&admin, &format!("DROP DATABASE IF EXISTS {name}")).await;
-    exec(&admin, &format!("CREATE DATABASE {name}")).await;
-    let base = url
-        .rsplit_once('/')
-        .map(|(base, _)| base)
-        .expect("URL with a database name");
-    let db = Database::connect(format!("{base}/{name}"))
-        .await
-        .expect("connect to the fresh database");
-    upgrade_indexes_existing_messages(&db).await;
-    db.close().await.unwrap();
-    exec(&admin, &format!("DROP DATABASE {name}")).await;
+    upgrade_indexes_existing_messages(&fresh.db).await;
+    fresh.done().await;
 }

@@ -2,8 +2,10 @@
 //! every row, backfill the list previews and leave the constraints they promise. Runs on
 //! SQLite always, and on PostgreSQL when `TEST_DATABASE_URL` is set (required under
 //! `CI=true`).
+mod common;
+
 use migration::{Migrator, MigratorTrait};
-use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 async fn exec(db: &DatabaseConnection, sql: &str) -> Result<u64, String> {
     db.execute_unprepared(sql)
@@ -230,45 +232,16 @@ async fn upgrade_keeps_data(db: &DatabaseConnection) {
 
 #[tokio::test]
 async fn sqlite_upgrade_keeps_data() {
-    let dir = std::env::temp_dir().join(format!("rc-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("upgrade.db");
-    let _ = std::fs::remove_file(&path);
-    let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .expect("open SQLite");
-    upgrade_keeps_data(&db).await;
-    drop(db);
-    let _ = std::fs::remove_dir_all(&dir);
+    let fresh = common::sqlite("rc-upgrade").await;
+    upgrade_keeps_data(&fresh.db).await;
+    fresh.done().await;
 }
 
 #[tokio::test]
 async fn postgres_upgrade_keeps_data() {
-    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true needs TEST_DATABASE_URL for the PostgreSQL migration test"
-        );
-        eprintln!("TEST_DATABASE_URL not set: PostgreSQL upgrade test skipped");
+    let Some(fresh) = common::postgres("rc_upgrade").await else {
         return;
     };
-    let admin = Database::connect(&url)
-        .await
-        .expect("connect to TEST_DATABASE_URL");
-    let name = format!("rc_upgrade_{}", std::process::id());
-    exec(&admin, &format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
-    exec(&admin, &format!("CREATE DATABASE {name}")).await.unwrap();
-    let base = url
-        .rsplit_once('/')
-        .map(|(base, _)| base)
-        .expect("URL with a database name");
-    let db = Database::connect(format!("{base}/{name}"))
-        .await
-        .expect("connect to the fresh database");
-    upgrade_keeps_data(&db).await;
-    db.close().await.unwrap();
-    exec(&admin, &format!("DROP DATABASE {name}")).await.unwrap();
+    upgrade_keeps_data(&fresh.db).await;
+    fresh.done().await;
 }
